@@ -1,0 +1,155 @@
+"""The adversarial autoencoder: encoder E, decoder G, latent discriminator D_z (DESIGN.md §2).
+
+Label convention: the discriminator's positive class ("real", label 1) is the prior p(z), the
+negative class ("fake", label 0) is the aggregated posterior q(z) of encoded data. Hence
+D_z(z) = σ(ℓ(z)) → p/(p+q) at the optimum and the logit ℓ(z) estimates log p(z) − log q(z):
+D → 1 is a hole (p ≫ q), D → 0 an outlier (q ≫ p), D ≈ 0.5 the equilibrium.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from enum import IntEnum
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from latentnav._checks import check_images, check_latents
+from latentnav.checkpoint import load_into, load_tensors, save_tensors
+from latentnav.networks import (
+    ConvDecoder,
+    ConvEncoder,
+    LatentDiscriminator,
+    MLPDecoder,
+    MLPEncoder,
+)
+from latentnav.priors import Prior, make_prior, prior_from_config
+
+__all__ = ["AAEConfig", "AAE", "Region", "CHECKPOINT_FORMAT"]
+
+CHECKPOINT_FORMAT = "latentnav.aae/1"
+
+
+class Region(IntEnum):
+    """Seed 001's table: where z lies by D_z(z)."""
+
+    OUTLIER = -1
+    EQUILIBRIUM = 0
+    HOLE = 1
+
+
+@dataclass
+class AAEConfig:
+    """Architecture of an AAE. ``image_shape`` is (C, H, W) for images or (n,) for flat data."""
+
+    image_shape: tuple[int, ...] = (1, 28, 28)
+    latent_dim: int = 8
+    family: Literal["mlp", "conv"] = "mlp"
+    hidden: tuple[int, ...] = (1000, 1000)
+    channels: tuple[int, ...] = (32, 64, 128)
+    disc_hidden: tuple[int, ...] = (1000, 1000)
+    disc_spectral_norm: bool = False
+    prior: dict[str, Any] = field(default_factory=lambda: {"name": "normal"})
+    region_band: tuple[float, float] = (0.2, 0.8)
+
+    def __post_init__(self) -> None:
+        self.image_shape = tuple(int(s) for s in self.image_shape)
+        self.hidden, self.channels = tuple(self.hidden), tuple(self.channels)
+        self.disc_hidden, self.region_band = tuple(self.disc_hidden), tuple(self.region_band)
+        if self.latent_dim < 1:
+            raise ValueError(f"latent_dim must be ≥ 1, got {self.latent_dim}")
+        if self.family not in ("mlp", "conv"):
+            raise ValueError(f"family must be 'mlp' or 'conv', got {self.family!r}")
+        if self.family == "conv" and len(self.image_shape) != 3:
+            raise ValueError(f"family='conv' needs image_shape (C, H, W), got {self.image_shape}")
+        lo, hi = self.region_band
+        if not 0 < lo < 0.5 < hi < 1:
+            raise ValueError(
+                f"region_band must satisfy 0 < lo < 0.5 < hi < 1, got {self.region_band}"
+            )
+
+
+def _build_prior(spec: dict[str, Any], dim: int) -> Prior:
+    if "type" in spec:  # a full Prior.config()
+        return prior_from_config(spec)
+    kwargs = {k: v for k, v in spec.items() if k != "name"}
+    return make_prior(spec.get("name", "normal"), dim, **kwargs)
+
+
+class AAE(nn.Module):
+    """E, G, D_z and the prior p(z). ``x: (B, *image_shape)``, ``z: (B, latent_dim)``."""
+
+    def __init__(self, config: AAEConfig | None = None):
+        super().__init__()
+        self.config = config = config or AAEConfig()
+        d, shape = config.latent_dim, config.image_shape
+        if config.family == "mlp":
+            self.encoder: nn.Module = MLPEncoder(shape, d, config.hidden)
+            self.decoder: nn.Module = MLPDecoder(d, shape, tuple(reversed(config.hidden)))
+        else:
+            self.encoder = ConvEncoder(shape, d, config.channels)
+            self.decoder = ConvDecoder(d, shape, config.channels)
+        self.discriminator = LatentDiscriminator(d, config.disc_hidden, config.disc_spectral_norm)
+        self.prior = _build_prior(config.prior, d)
+        if self.prior.dim != d:
+            raise ValueError(f"prior has dim {self.prior.dim}, latent_dim is {d}")
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        return self.config.image_shape
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """E(x): (B, *image_shape) → (B, d)."""
+        return self.encoder(check_images(x, self.image_shape, "x"))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """G(z): (B, d) → (B, *image_shape) in [0, 1]."""
+        return self.decoder(check_latents(z, self.latent_dim, "z"))
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encode(x))
+
+    def log_ratio(self, z: torch.Tensor) -> torch.Tensor:
+        """ℓ(z) ≈ log p(z) − log q(z) (DESIGN.md §2): (B, d) → (B,)."""
+        return self.discriminator(check_latents(z, self.latent_dim, "z"))
+
+    def discriminate(self, z: torch.Tensor) -> torch.Tensor:
+        """D_z(z) = σ(ℓ(z)) ∈ (0, 1), probability that z came from the prior: (B, d) → (B,)."""
+        return torch.sigmoid(self.log_ratio(z))
+
+    def region(self, z: torch.Tensor) -> torch.Tensor:
+        """Region codes (B,) int64: HOLE (D > hi), OUTLIER (D < lo), else EQUILIBRIUM."""
+        lo, hi = self.config.region_band
+        d = self.discriminate(z)
+        codes = torch.zeros_like(d, dtype=torch.int64)
+        codes[d > hi] = Region.HOLE
+        codes[d < lo] = Region.OUTLIER
+        return codes
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write weights and config to one safetensors file, atomically."""
+        config = asdict(self.config)
+        config["prior"] = self.prior.config()
+        return save_tensors(path, self.state_dict(), CHECKPOINT_FORMAT, config)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> AAE:
+        """Rebuild an AAE from :meth:`save`'s file; no code from the file is executed."""
+        tensors, config = load_tensors(path, CHECKPOINT_FORMAT, device)
+        try:
+            model = cls(AAEConfig(**config))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{path} has an invalid AAE config: {err}") from err
+        load_into(model, tensors, Path(path))
+        return model.to(device).eval()

@@ -1,0 +1,167 @@
+"""AAE training as in Makhzani et al. 2015 (DESIGN.md §2), orchestrated by Lightning.
+
+Each minibatch: (a) reconstruction phase, E and G minimise the reconstruction loss; (b)
+regularisation phase, D_z learns prior samples (label 1) against encoded data (label 0); (c) E
+fools D_z with the non-saturating loss −log D_z(E(x)).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from latentnav.aae import AAE
+from latentnav.metrics.mmd import mmd2
+
+__all__ = ["TrainConfig", "AAETraining", "reconstruction_loss", "discriminator_loss"]
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation of the three phases; learning rates follow the AAE paper's order of magnitude."""
+
+    epochs: int = 10
+    batch_size: int = 100
+    lr_reconstruction: float = 1e-3
+    lr_discriminator: float = 1e-4
+    lr_generator: float = 1e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    reconstruction: Literal["bce", "mse"] = "bce"
+    mmd_points: int = 1000
+    seed: int = 0
+
+
+def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor, kind: str) -> torch.Tensor:
+    """Per-image reconstruction loss summed over pixels, averaged over the batch."""
+    if kind == "bce":
+        per_pixel = F.binary_cross_entropy(x_hat, x, reduction="none")
+    elif kind == "mse":
+        per_pixel = (x_hat - x).square()
+    else:
+        raise ValueError(f"reconstruction must be 'bce' or 'mse', got {kind!r}")
+    return per_pixel.flatten(1).sum(1).mean()
+
+
+def discriminator_loss(logit_real: torch.Tensor, logit_fake: torch.Tensor) -> torch.Tensor:
+    """BCE with real (prior) = 1, fake (encoded) = 0."""
+    return F.binary_cross_entropy_with_logits(
+        logit_real, torch.ones_like(logit_real)
+    ) + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake))
+
+
+class AAETraining(L.LightningModule):
+    """Holds an :class:`AAE` and runs the three phases per step; batches are ``(x, y)``."""
+
+    def __init__(self, aae: AAE, config: TrainConfig | None = None):
+        super().__init__()
+        self.aae = aae
+        self.config = config or TrainConfig()
+        self.automatic_optimization = False
+        self._generator: torch.Generator | None = None
+        self._val_latents: list[torch.Tensor] = []
+
+    def _prior_sample(self, n: int) -> torch.Tensor:
+        if self._generator is None or self._generator.device != self.device:
+            self._generator = torch.Generator(self.device).manual_seed(self.config.seed + 1)
+        return self.aae.prior.sample(n, generator=self._generator)
+
+    def configure_optimizers(self):
+        c, aae = self.config, self.aae
+        autoencoder = [*aae.encoder.parameters(), *aae.decoder.parameters()]
+        return [
+            torch.optim.Adam(autoencoder, lr=c.lr_reconstruction, betas=c.betas),
+            torch.optim.Adam(aae.discriminator.parameters(), lr=c.lr_discriminator, betas=c.betas),
+            torch.optim.Adam(aae.encoder.parameters(), lr=c.lr_generator, betas=c.betas),
+        ]
+
+    def training_step(self, batch, batch_idx: int) -> None:
+        x = batch[0]
+        opt_ae, opt_d, opt_g = self.optimizers()
+        aae, n = self.aae, x.shape[0]
+
+        # (a) Reconstruction phase.
+        recon = reconstruction_loss(aae.decoder(aae.encoder(x)), x, self.config.reconstruction)
+        opt_ae.zero_grad(set_to_none=True)
+        self.manual_backward(recon)
+        opt_ae.step()
+
+        # (b) Regularisation phase, discriminator: prior = 1, encoded = 0.
+        z_fake = aae.encoder(x).detach()
+        logit_real, logit_fake = aae.discriminator(self._prior_sample(n)), aae.discriminator(z_fake)
+        d_loss = discriminator_loss(logit_real, logit_fake)
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(d_loss)
+        opt_d.step()
+
+        # (c) Regularisation phase, encoder: non-saturating −log D_z(E(x)).
+        logit_gen = aae.discriminator(aae.encoder(x))
+        g_loss = F.binary_cross_entropy_with_logits(logit_gen, torch.ones_like(logit_gen))
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(g_loss)
+        opt_g.step()
+
+        self.log_dict(
+            {
+                "train/recon": recon.detach(),
+                "train/d_loss": d_loss.detach(),
+                "train/g_loss": g_loss.detach(),
+                "train/d_acc_real": (logit_real > 0).float().mean(),
+                "train/d_acc_fake": (logit_fake < 0).float().mean(),
+            },
+            prog_bar=False,
+            on_step=False,
+            on_epoch=True,
+        )
+        self.log("recon", recon.detach(), prog_bar=True, on_step=True, on_epoch=False)
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        x = batch[0]
+        z = self.aae.encoder(x)
+        recon = reconstruction_loss(self.aae.decoder(z), x, self.config.reconstruction)
+        self.log("val/recon", recon, prog_bar=True, on_epoch=True)
+        self._val_latents.append(z)
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_latents:
+            return
+        z_fake = torch.cat(self._val_latents)[: self.config.mmd_points]
+        self._val_latents.clear()
+        g = torch.Generator(self.device).manual_seed(self.config.seed + 2)
+        z_real = self.aae.prior.sample(len(z_fake), generator=g)
+        logit_real, logit_fake = self.aae.discriminator(z_real), self.aae.discriminator(z_fake)
+        accuracy = 0.5 * ((logit_real > 0).float().mean() + (logit_fake < 0).float().mean())
+        self.log("val/d_acc", accuracy, prog_bar=True)
+        if len(z_fake) >= 2:
+            self.log("val/mmd2", mmd2(z_fake, z_real), prog_bar=True)
+
+
+def fit_aae(
+    aae: AAE,
+    datamodule: L.LightningDataModule,
+    config: TrainConfig | None = None,
+    accelerator: str = "auto",
+    log_dir: str | None = None,
+    progress: bool = True,
+) -> dict[str, float]:
+    """Train ``aae`` in place with Lightning; returns the last logged metrics as floats."""
+    config = config or TrainConfig()
+    module = AAETraining(aae, config)
+    logger = L.pytorch.loggers.CSVLogger(log_dir, name="", version="") if log_dir else False
+    trainer = L.Trainer(
+        max_epochs=config.epochs,
+        accelerator=accelerator,
+        devices=1,
+        logger=logger,
+        enable_checkpointing=False,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        log_every_n_steps=10,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(module, datamodule=datamodule)
+    aae.eval()
+    return {k: float(v) for k, v in trainer.callback_metrics.items()}
