@@ -1,4 +1,4 @@
-"""Argument validation shared by every public function: errors name the argument and what was expected."""
+"""Argument checks shared by the public API: errors name the argument and what was expected."""
 
 from __future__ import annotations
 

@@ -73,7 +73,7 @@ class AAEConfig:
 
 
 def _build_prior(spec: dict[str, Any], dim: int) -> Prior:
-    if "type" in spec:  # a full Prior.config()
+    if "dim" in spec or "means" in spec:  # a full Prior.config(), as saved in checkpoints
         return prior_from_config(spec)
     kwargs = {k: v for k, v in spec.items() if k != "name"}
     return make_prior(spec.get("name", "normal"), dim, **kwargs)

@@ -25,7 +25,7 @@ class CheckpointError(ValueError):
 
 
 class atomic_path:
-    """Context manager yielding a temp path beside ``path``; renamed onto ``path`` on success only."""
+    """Yields a temp path beside ``path``, renamed onto ``path`` only on success."""
 
     def __init__(self, path: str | os.PathLike, suffix: str = ""):
         self.path = Path(path)

@@ -22,7 +22,7 @@ __all__ = ["TrainConfig", "AAETraining", "reconstruction_loss", "discriminator_l
 
 @dataclass
 class TrainConfig:
-    """Optimisation of the three phases; learning rates follow the AAE paper's order of magnitude."""
+    """Optimisation of the three phases (Adam; learning rates of the AAE paper's order)."""
 
     epochs: int = 10
     batch_size: int = 100
