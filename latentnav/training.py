@@ -27,8 +27,8 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 100
     lr_reconstruction: float = 1e-3
-    lr_discriminator: float = 1e-4
-    lr_generator: float = 1e-4
+    lr_discriminator: float = 5e-4
+    lr_generator: float = 5e-4
     betas: tuple[float, float] = (0.5, 0.999)
     reconstruction: Literal["bce", "mse"] = "bce"
     mmd_points: int = 1000
