@@ -1,6 +1,7 @@
 """Regularisation learning rates of the AAE on the embedded MNIST subset (d = 8, 512-wide MLPs).
 
-    python benchmarks/aae_lr_sweep.py 1e-3 1e-4 1e-4 8   # lr_reconstruction lr_discriminator lr_generator epochs
+python benchmarks/aae_lr_sweep.py LR_RECONSTRUCTION LR_DISCRIMINATOR LR_GENERATOR EPOCHS
+python benchmarks/aae_lr_sweep.py 1e-3 5e-4 5e-4 8
 """
 
 import json
@@ -22,9 +23,18 @@ if __name__ == "__main__":
     dm.setup()
     aae = build_aae(AAEConfig(latent_dim=8, hidden=(512, 512), disc_hidden=(256, 256)), 0)
     start = time.perf_counter()
-    train = TrainConfig(epochs=epochs, lr_reconstruction=lr_r, lr_discriminator=lr_d,
-                        lr_generator=lr_g)
+    train = TrainConfig(
+        epochs=epochs, lr_reconstruction=lr_r, lr_discriminator=lr_d, lr_generator=lr_g
+    )
     fit_aae(aae, dm, train, "cpu", None, progress=False)
     report = evaluate_aae(aae, dm.test_data)
-    print(json.dumps({"lr": sys.argv[1:4], "epochs": epochs, "seconds": round(time.perf_counter() - start),
-                      **{k: round(v, 3) for k, v in report.items()}}))
+    print(
+        json.dumps(
+            {
+                "lr": sys.argv[1:4],
+                "epochs": epochs,
+                "seconds": round(time.perf_counter() - start),
+                **{k: round(v, 3) for k, v in report.items()},
+            }
+        )
+    )

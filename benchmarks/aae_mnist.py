@@ -4,8 +4,10 @@ Parzen protocol of Makhzani et al. (2015), Table 1: a Gaussian Parzen window on 
 samples, σ chosen by the mean log-likelihood of validation images, reported on the 10 000 test
 images (mean ± standard error, nats).
 
-    python benchmarks/aae_mnist.py --latent-dim 8 --prior normal --epochs 30 --out benchmarks/out/aae_d8
-    python benchmarks/aae_mnist.py --latent-dim 2 --prior mixture --epochs 30 --out benchmarks/out/aae_d2_mix
+    python benchmarks/aae_mnist.py --latent-dim 8 --prior normal --epochs 15 --threads 1 \
+        --out benchmarks/out/aae_d8
+    python benchmarks/aae_mnist.py --latent-dim 2 --prior mixture --epochs 10 --threads 1 \
+        --hidden 512,512 --disc-hidden 256,256 --out benchmarks/out/aae_d2_mix
 """
 
 from __future__ import annotations
@@ -47,10 +49,16 @@ def main() -> None:
 
     widths = [tuple(int(w) for w in s.split(",")) for s in (args.hidden, args.disc_hidden)]
     prior = {"name": args.prior} | ({"k": 10} if args.prior == "mixture" else {})
-    model = AAEConfig(latent_dim=args.latent_dim, hidden=widths[0], disc_hidden=widths[1],
-                      prior=prior)
-    config = RunConfig(data=f"mnist:{args.mnist}", out_dir=args.out, accelerator=args.accelerator,
-                       model=model, train=TrainConfig(epochs=args.epochs, seed=args.seed))
+    model = AAEConfig(
+        latent_dim=args.latent_dim, hidden=widths[0], disc_hidden=widths[1], prior=prior
+    )
+    config = RunConfig(
+        data=f"mnist:{args.mnist}",
+        out_dir=args.out,
+        accelerator=args.accelerator,
+        model=model,
+        train=TrainConfig(epochs=args.epochs, seed=args.seed),
+    )
     aae, metrics = train_aae_run(config, progress=False)
 
     # Parzen window on decoded prior samples; σ on held-out training images, reported on test.
@@ -76,7 +84,9 @@ def main() -> None:
     }
     with atomic_path(Path(args.out) / "benchmark.json") as tmp:
         tmp.write_text(json.dumps(metrics, indent=2))
-    print(json.dumps({k: metrics[k] for k in ("wall_time_s", "device", "test", "parzen")}, indent=2))
+    print(
+        json.dumps({k: metrics[k] for k in ("wall_time_s", "device", "test", "parzen")}, indent=2)
+    )
 
 
 if __name__ == "__main__":
