@@ -17,7 +17,14 @@ import torch.nn.functional as F
 from latentnav.aae import AAE
 from latentnav.metrics.mmd import mmd2
 
-__all__ = ["TrainConfig", "AAETraining", "reconstruction_loss", "discriminator_loss"]
+__all__ = [
+    "TrainConfig",
+    "AAETraining",
+    "fit_aae",
+    "reconstruction_loss",
+    "discriminator_loss",
+    "r1_penalty",
+]
 
 
 @dataclass
@@ -31,6 +38,9 @@ class TrainConfig:
     lr_generator: float = 5e-4
     betas: tuple[float, float] = (0.5, 0.999)
     reconstruction: Literal["bce", "mse"] = "bce"
+    lr_schedule: Literal["cosine", "constant"] = "cosine"
+    gradient_penalty: float = 0.0
+    lr_final_fraction: float = 0.05
     mmd_points: int = 1000
     seed: int = 0
 
@@ -53,6 +63,12 @@ def discriminator_loss(logit_real: torch.Tensor, logit_fake: torch.Tensor) -> to
     ) + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake))
 
 
+def r1_penalty(logit_real: torch.Tensor, z_real: torch.Tensor) -> torch.Tensor:
+    """½ E‖∇_z ℓ(z)‖² on prior samples (zero-centred R1, Mescheder et al. 2018)."""
+    (grad,) = torch.autograd.grad(logit_real.sum(), z_real, create_graph=True)
+    return 0.5 * grad.square().sum(1).mean()
+
+
 class AAETraining(L.LightningModule):
     """Holds an :class:`AAE` and runs the three phases per step; batches are ``(x, y)``."""
 
@@ -72,11 +88,30 @@ class AAETraining(L.LightningModule):
     def configure_optimizers(self):
         c, aae = self.config, self.aae
         autoencoder = [*aae.encoder.parameters(), *aae.decoder.parameters()]
-        return [
+        optimizers = [
             torch.optim.Adam(autoencoder, lr=c.lr_reconstruction, betas=c.betas),
             torch.optim.Adam(aae.discriminator.parameters(), lr=c.lr_discriminator, betas=c.betas),
             torch.optim.Adam(aae.encoder.parameters(), lr=c.lr_generator, betas=c.betas),
         ]
+        if c.lr_schedule == "constant":
+            return optimizers
+        if c.lr_schedule != "cosine":
+            raise ValueError(f"lr_schedule must be 'cosine' or 'constant', got {c.lr_schedule!r}")
+        # Cosine decay per epoch to lr_final_fraction of each rate: late adversarial steps settle.
+        schedulers = [
+            torch.optim.lr_scheduler.CosineAnnealingLR(
+                opt, T_max=max(c.epochs, 1), eta_min=opt.defaults["lr"] * c.lr_final_fraction
+            )
+            for opt in optimizers
+        ]
+        return optimizers, schedulers
+
+    def on_train_epoch_end(self) -> None:
+        schedulers = self.lr_schedulers()
+        if schedulers is None:
+            return
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+            scheduler.step()
 
     def training_step(self, batch, batch_idx: int) -> None:
         x = batch[0]
@@ -91,8 +126,11 @@ class AAETraining(L.LightningModule):
 
         # (b) Regularisation phase, discriminator: prior = 1, encoded = 0.
         z_fake = aae.encoder(x).detach()
-        logit_real, logit_fake = aae.discriminator(self._prior_sample(n)), aae.discriminator(z_fake)
+        z_real = self._prior_sample(n).requires_grad_(self.config.gradient_penalty > 0)
+        logit_real, logit_fake = aae.discriminator(z_real), aae.discriminator(z_fake)
         d_loss = discriminator_loss(logit_real, logit_fake)
+        if self.config.gradient_penalty > 0:
+            d_loss = d_loss + self.config.gradient_penalty * r1_penalty(logit_real, z_real)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(d_loss)
         opt_d.step()
