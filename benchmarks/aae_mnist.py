@@ -41,6 +41,9 @@ def main() -> None:
     p.add_argument("--parzen-validation", type=int, default=2_000)
     p.add_argument("--accelerator", default="auto")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--gradient-penalty", type=float, default=0.0, help="R1 weight on D_z")
+    p.add_argument("--lr-disc", type=float, default=TrainConfig.lr_discriminator)
+    p.add_argument("--lr-gen", type=float, default=TrainConfig.lr_generator)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--out", required=True)
     args = p.parse_args()
@@ -57,7 +60,13 @@ def main() -> None:
         out_dir=args.out,
         accelerator=args.accelerator,
         model=model,
-        train=TrainConfig(epochs=args.epochs, seed=args.seed),
+        train=TrainConfig(
+            epochs=args.epochs,
+            seed=args.seed,
+            gradient_penalty=args.gradient_penalty,
+            lr_discriminator=args.lr_disc,
+            lr_generator=args.lr_gen,
+        ),
     )
     aae, metrics = train_aae_run(config, progress=False)
 
