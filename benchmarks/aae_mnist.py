@@ -41,7 +41,7 @@ def main() -> None:
     p.add_argument("--parzen-validation", type=int, default=2_000)
     p.add_argument("--accelerator", default="auto")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--gradient-penalty", type=float, default=0.0, help="R1 weight on D_z")
+    p.add_argument("--gradient-penalty", type=float, default=TrainConfig.gradient_penalty)
     p.add_argument("--lr-disc", type=float, default=TrainConfig.lr_discriminator)
     p.add_argument("--lr-gen", type=float, default=TrainConfig.lr_generator)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")

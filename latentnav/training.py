@@ -39,7 +39,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.5, 0.999)
     reconstruction: Literal["bce", "mse"] = "bce"
     lr_schedule: Literal["cosine", "constant"] = "cosine"
-    gradient_penalty: float = 0.0
+    gradient_penalty: float = 1.0
     lr_final_fraction: float = 0.05
     mmd_points: int = 1000
     seed: int = 0
