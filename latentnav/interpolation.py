@@ -1,0 +1,53 @@
+"""Straight proposals between latents: LERP and SLERP (DESIGN.md §3, step 1).
+
+SLERP here is spherical on the directions and linear in the norm,
+    slerp(a, b, t) = ((1 − t)‖a‖ + t‖b‖) · [sin((1 − t)Ω) â + sin(tΩ) b̂] / sin Ω,
+so that one proposal step composes exactly: slerp(slerp(a, b, s), b, u) = slerp(a, b, s + u(1 − s)).
+The navigator's stepwise proposal slerp(z_k, z_b, 1/(T − k)) therefore walks the same points as the
+direct path slerp(z_a, z_b, k/T) when nothing corrects it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["lerp", "slerp", "interpolate"]
+
+
+def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+    """a, b: (B, d); t: scalar or (B,) → (B, d)."""
+    t = torch.as_tensor(t, dtype=a.dtype, device=a.device).reshape(-1, 1)
+    return a + t * (b - a)
+
+
+def slerp(
+    a: torch.Tensor, b: torch.Tensor, t: torch.Tensor | float, eps: float = 1e-7
+) -> torch.Tensor:
+    """a, b: (B, d); t: scalar or (B,) → (B, d). Falls back to LERP of directions when a ∥ b."""
+    t = torch.as_tensor(t, dtype=a.dtype, device=a.device).reshape(-1, 1)
+    norm_a = a.norm(dim=-1, keepdim=True)
+    norm_b = b.norm(dim=-1, keepdim=True)
+    unit_a = a / norm_a.clamp_min(eps)
+    unit_b = b / norm_b.clamp_min(eps)
+    cos = (unit_a * unit_b).sum(-1, keepdim=True).clamp(-1.0, 1.0)
+    omega = torch.arccos(cos)
+    sin = torch.sin(omega)
+    near = sin < 1e-4
+    safe_sin = torch.where(near, torch.ones_like(sin), sin)
+    w_a = torch.where(near, 1 - t, torch.sin((1 - t) * omega) / safe_sin)
+    w_b = torch.where(near, t, torch.sin(t * omega) / safe_sin)
+    direction = w_a * unit_a + w_b * unit_b
+    direction = direction / direction.norm(dim=-1, keepdim=True).clamp_min(eps)
+    out = ((1 - t) * norm_a + t * norm_b) * direction
+    return torch.where(t >= 1, b, torch.where(t <= 0, a, out))
+
+
+def interpolate(
+    a: torch.Tensor, b: torch.Tensor, steps: int, method: str = "slerp"
+) -> torch.Tensor:
+    """The direct path at t = k/steps, k = 0..steps: a, b (B, d) → (B, steps + 1, d)."""
+    fn = {"slerp": slerp, "lerp": lerp}.get(method)
+    if fn is None:
+        raise ValueError(f"method must be 'slerp' or 'lerp', got {method!r}")
+    ts = torch.linspace(0, 1, steps + 1, dtype=a.dtype, device=a.device)
+    return torch.stack([fn(a, b, t) for t in ts], 1)
