@@ -128,6 +128,7 @@ class LatentDiscriminator(nn.Module):
     def __init__(self, latent_dim: int, hidden: Sequence[int], spectral_norm: bool = False):
         super().__init__()
         self.latent_dim = latent_dim
+        self.hidden, self.spectral_norm = tuple(hidden), spectral_norm
         self.net = mlp([latent_dim, *hidden, 1], activation=nn.ReLU, spectral=spectral_norm)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,108 @@
+"""Compass calibration (DESIGN.md §3): refit a discriminator on the frozen encoder.
+
+At the end of AAE training D_z is a moving adversary, not the optimal discriminator for the final
+encoder. The compass is a fresh :class:`LatentDiscriminator` trained to convergence on prior
+samples (label 1) against encoded training images (label 0), early-stopped on held-out BCE, so
+that its logit estimates log p(z) − log q(z) for the encoder as it is.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from latentnav.checkpoint import load_into, load_tensors, save_tensors
+from latentnav.density_ratio import RatioFitConfig, calibration, fit_density_ratio
+from latentnav.networks import LatentDiscriminator
+
+__all__ = ["CompassConfig", "fit_compass", "save_compass", "load_compass", "encode_all"]
+
+CHECKPOINT_FORMAT = "latentnav.compass/1"
+
+
+@dataclass
+class CompassConfig:
+    hidden: tuple[int, ...] = (512, 512)
+    spectral_norm: bool = False
+    prior_samples_per_image: int = 1
+    fit: RatioFitConfig = field(
+        default_factory=lambda: RatioFitConfig(
+            max_steps=6000,
+            batch_size=1024,
+            lr=1e-3,
+            eval_every=200,
+            patience=8,
+            gradient_penalty=0.1,
+        )
+    )
+
+
+@torch.no_grad()
+def encode_all(aae: torch.nn.Module, images: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+    """E(x) for images (N, *image_shape) on the AAE's device → (N, d)."""
+    device = next(aae.parameters()).device
+    return torch.cat([aae.encode(x.to(device)) for x in images.split(batch_size)])
+
+
+def fit_compass(
+    aae: torch.nn.Module,
+    images: torch.Tensor,
+    validation: torch.Tensor | None = None,
+    config: CompassConfig | None = None,
+) -> tuple[LatentDiscriminator, dict[str, Any]]:
+    """Train a compass on ``images: (N, *image_shape)``; report held-out accuracy and calibration
+    (on ``validation`` images against fresh prior samples when given)."""
+    config = config or CompassConfig()
+    was_training = aae.training
+    aae.eval()
+    z_fake = encode_all(aae, images)
+    device = z_fake.device
+    g = torch.Generator(device).manual_seed(config.fit.seed + 7)
+    z_real = aae.prior.sample(len(z_fake) * config.prior_samples_per_image, generator=g)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.fit.seed)
+        compass = LatentDiscriminator(aae.latent_dim, config.hidden, config.spectral_norm)
+    compass = compass.to(device)
+    result = fit_density_ratio(compass, z_real, z_fake, config.fit)
+    report: dict[str, Any] = {
+        "heldout_accuracy": result.heldout_accuracy,
+        "heldout_loss": result.heldout_loss,
+        "best_step": result.best_step,
+    }
+    if validation is not None:
+        z_val = encode_all(aae, validation)
+        z_prior = aae.prior.sample(len(z_val), generator=g)
+        report["validation_calibration"] = calibration(compass, z_prior, z_val)
+        with torch.no_grad():
+            own = aae.discriminator
+            acc = 0.5 * ((own(z_prior) > 0).float().mean() + (own(z_val) < 0).float().mean())
+            new = 0.5 * (
+                (compass(z_prior) > 0).float().mean() + (compass(z_val) < 0).float().mean()
+            )
+        report["validation_accuracy"] = {"aae_discriminator": float(acc), "compass": float(new)}
+        report["aae_discriminator_calibration"] = calibration(own, z_prior, z_val)
+    aae.train(was_training)
+    return compass.eval(), report
+
+
+def save_compass(compass: LatentDiscriminator, path: str | os.PathLike) -> Path:
+    """Weights and architecture in one safetensors file, written atomically."""
+    config = {
+        "latent_dim": compass.latent_dim,
+        "hidden": list(compass.hidden),
+        "spectral_norm": compass.spectral_norm,
+    }
+    return save_tensors(path, compass.state_dict(), CHECKPOINT_FORMAT, config)
+
+
+def load_compass(
+    path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> LatentDiscriminator:
+    tensors, config = load_tensors(path, CHECKPOINT_FORMAT, device)
+    compass = LatentDiscriminator(config["latent_dim"], config["hidden"], config["spectral_norm"])
+    load_into(compass, tensors, Path(path))
+    return compass.to(device).eval()
