@@ -78,6 +78,8 @@ class Navigator:
     ):
         self.aae = aae
         self.config = config or NavigatorConfig()
+        if compass is None:  # A calibrated compass attached to the AAE wins over its own D_z.
+            compass = getattr(aae, "compass", None)
         self.compass = compass if compass is not None else aae.discriminator
         self.latent_dim: int = aae.latent_dim
 
