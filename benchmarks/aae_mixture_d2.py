@@ -20,13 +20,21 @@ if __name__ == "__main__":
     penalty, epochs, out = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
     dm = ImageDataModule.from_spec("mnist-embedded", batch_size=100, seed=0)
     dm.setup()
-    config = AAEConfig(latent_dim=2, hidden=(512, 512), disc_hidden=(256, 256),
-                       prior={"name": "mixture", "k": 10})
+    config = AAEConfig(
+        latent_dim=2, hidden=(512, 512), disc_hidden=(256, 256), prior={"name": "mixture", "k": 10}
+    )
     aae = build_aae(config, 0)
     start = time.perf_counter()
     fit_aae(aae, dm, TrainConfig(epochs=epochs, gradient_penalty=penalty), "cpu", None, False)
     report = evaluate_aae(aae, dm.test_data)
     aae_figures(aae, dm.test_data, __import__("pathlib").Path(out))
-    print(json.dumps({"gradient_penalty": penalty, "epochs": epochs,
-                      "seconds": round(time.perf_counter() - start),
-                      **{k: round(v, 3) for k, v in report.items()}}))
+    print(
+        json.dumps(
+            {
+                "gradient_penalty": penalty,
+                "epochs": epochs,
+                "seconds": round(time.perf_counter() - start),
+                **{k: round(v, 3) for k, v in report.items()},
+            }
+        )
+    )
