@@ -23,6 +23,7 @@ import torch
 from latentnav.aae import AAE
 from latentnav.checkpoint import atomic_path
 from latentnav.data import load_mnist
+from latentnav.interpolation import interpolate
 from latentnav.metrics import (
     DETECTORS,
     FeatureExtractor,
@@ -37,21 +38,6 @@ from latentnav.metrics import (
 from latentnav.viz import image_grid, image_strip, save_figure
 
 MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist.npz"
-
-
-def lerp(a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
-    """(B, d), (B, d) → (B, steps+1, d) straight line."""
-    t = torch.linspace(0, 1, steps + 1)[None, :, None]
-    return a[:, None] + t * (b - a)[:, None]
-
-
-def slerp(a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
-    """(B, d), (B, d) → (B, steps+1, d) spherical interpolation (angle of the directions)."""
-    cos = torch.nn.functional.cosine_similarity(a, b, dim=-1).clamp(-1, 1)
-    omega = torch.arccos(cos)[:, None, None]
-    t = torch.linspace(0, 1, steps + 1)[None, :, None]
-    sin = torch.sin(omega).clamp_min(1e-6)
-    return (torch.sin((1 - t) * omega) * a[:, None] + torch.sin(t * omega) * b[:, None]) / sin
 
 
 def decode(aae: AAE, z: torch.Tensor, batch: int = 2000) -> torch.Tensor:
@@ -82,7 +68,7 @@ def main() -> None:
     p.add_argument("--aae", required=True)
     p.add_argument("--mnist", default=str(MNIST))
     p.add_argument("--pairs", type=int, default=1000)
-    p.add_argument("--steps", type=int, default=16)
+    p.add_argument("--steps", type=int, default=32)
     p.add_argument("--n", type=int, default=10_000, help="images per set for sample metrics")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0)
@@ -127,8 +113,8 @@ def main() -> None:
     with torch.no_grad():
         za, zb = aae.encode(test.images[ia]), aae.encode(test.images[ib])
     reports, flagged = {}, {}
-    for name, interpolate in (("lerp", lerp), ("slerp", slerp)):
-        z = interpolate(za, zb, args.steps)
+    for name in ("lerp", "slerp"):
+        z = interpolate(za, zb, args.steps, name)
         frames = decode(aae, z.flatten(0, 1)).view(*z.shape[:2], *aae.image_shape)
         with torch.no_grad():
             scores = aae.discriminate(z.flatten(0, 1)).view(z.shape[:2])
