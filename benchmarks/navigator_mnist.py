@@ -1,0 +1,154 @@
+"""Navigator variants on MNIST (issue 4, item 2): PathReport.compare of LERP, SLERP and the
+stepwise navigator (objective × compass × step control × with/without a calibrated compass).
+
+    python benchmarks/navigator_mnist.py --aae benchmarks/out/aae_d8/aae.safetensors \
+        --out benchmarks/out/nav_d8 --threads 1
+
+Writes OUT/navigator.json, OUT/paths_table.txt, OUT/compass.safetensors and a strip of decoded
+paths per method (same pairs in every strip).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+from evaluation_baselines import MNIST, different_class_pairs
+
+from latentnav.aae import AAE
+from latentnav.checkpoint import atomic_path
+from latentnav.compass import CompassConfig, fit_compass, load_compass, save_compass
+from latentnav.data import load_mnist
+from latentnav.metrics import PathReport, ood_detector, reconstruction_floor, reference_classifier
+from latentnav.navigator import Navigator, NavigatorConfig
+from latentnav.viz import image_strip, save_figure
+
+
+def variants(steps: int) -> dict[str, tuple[NavigatorConfig, bool]]:
+    """name → (config, use the calibrated compass)."""
+    base = NavigatorConfig(steps=steps)
+    v = {
+        "lerp": (NavigatorConfig(steps=steps, proposal="lerp", max_corrections=0), False),
+        "slerp": (NavigatorConfig(steps=steps, max_corrections=0), False),
+        "seed: prob, plain η=0.1, D_z": (
+            NavigatorConfig(steps=steps, objective="prob", step_control="plain", eta=0.1),
+            False,
+        ),
+        "logit, normalized η=0.05, D_z": (base, False),
+        "logit, plain η=1, D_z": (
+            NavigatorConfig(steps=steps, step_control="plain", eta=1.0),
+            False,
+        ),
+        "prob, plain η=0.1, compass": (
+            NavigatorConfig(steps=steps, objective="prob", step_control="plain", eta=0.1),
+            True,
+        ),
+        "logit, normalized η=0.05, compass": (base, True),
+        "logit, clipped η=0.1, compass": (
+            NavigatorConfig(steps=steps, step_control="clipped", eta=0.1, max_step=0.1),
+            True,
+        ),
+        "density, normalized η=0.05, D_z": (NavigatorConfig(steps=steps, compass="density"), False),
+        "density, normalized η=0.05, compass": (
+            NavigatorConfig(steps=steps, compass="density"),
+            True,
+        ),
+    }
+    return v
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--aae", required=True)
+    p.add_argument("--mnist", default=str(MNIST))
+    p.add_argument("--pairs", type=int, default=1000)
+    p.add_argument("--steps", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--only", nargs="*", help="run only these variant names")
+    p.add_argument("--out", required=True)
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    train, test = load_mnist(args.mnist, "train"), load_mnist(args.mnist, "test")
+    ref = reference_classifier(train.images, train.labels)
+    detector = ood_detector(ref, train.images, test.images)
+    aae = AAE.load(args.aae).eval()
+    floor = reconstruction_floor(detector, aae.reconstruct, test.images)
+
+    # Calibrated compass: refit on the frozen encoder (first 55 000 train images), validated on
+    # the last 5 000.
+    compass_path = out / "compass.safetensors"
+    compass_report = None
+    if compass_path.is_file():
+        compass = load_compass(compass_path)
+    else:
+        start = time.perf_counter()
+        compass, compass_report = fit_compass(
+            aae, train.images[:55_000], train.images[55_000:], CompassConfig()
+        )
+        compass_report["seconds"] = time.perf_counter() - start
+        save_compass(compass, compass_path)
+        print(
+            "compass:",
+            json.dumps({k: v for k, v in compass_report.items() if "calibration" not in k}),
+            flush=True,
+        )
+        for key in ("validation_calibration", "aae_discriminator_calibration"):
+            print(f"  {key}: ECE {compass_report[key]['ece']:.4f}", flush=True)
+
+    ia, ib = different_class_pairs(test.labels, args.pairs, args.seed)
+    with torch.no_grad():
+        za, zb = aae.encode(test.images[ia]), aae.encode(test.images[ib])
+    reports, timings = {}, {}
+    for name, (config, calibrated) in variants(args.steps).items():
+        if args.only and name not in args.only:
+            continue
+        nav = Navigator(aae, config, compass=compass if calibrated else None)
+        start = time.perf_counter()
+        path = nav.path(za, zb)
+        timings[name] = time.perf_counter() - start
+        frames = path.decode(aae)
+        reports[name] = PathReport.from_paths(
+            frames,
+            detector=detector,
+            latents=path.z,
+            scores=path.d_score,
+            target_latents=zb,
+            target_images=test.images[ib],
+            floor=floor,
+            eps=config.eps,
+        )
+        reports[name].flagged_pairs = float(path.flagged.float().mean())
+        print(
+            f"{name}: {timings[name]:.1f} s, union OOD {reports[name].ood_rate['union']:.4f}, "
+            f"step max {reports[name].step_max:.3f}, "
+            f"≤1 change {reports[name].at_most_one_change:.3f}, "
+            f"flagged pairs {reports[name].flagged_pairs:.3f}",
+            flush=True,
+        )
+        safe = "".join(c if c.isalnum() else "_" for c in name)
+        save_figure(image_strip(frames[:8], max_rows=8), out / f"strip_{safe}.png")
+    table = PathReport.compare(reports)
+    print(table)
+    result = {
+        "paths": PathReport.compare_dict(reports),
+        "flagged_pairs": {k: r.flagged_pairs for k, r in reports.items()},
+        "seconds": timings,
+        "compass": compass_report,
+        "floor": floor,
+        "pairs": len(ia),
+        "steps": args.steps,
+    }
+    with atomic_path(out / "navigator.json") as tmp:
+        tmp.write_text(json.dumps(result, indent=2, default=float))
+    (out / "paths_table.txt").write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    main()
