@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from latentnav.checkpoint import load_into, load_tensors, save_tensors
 from latentnav.density_ratio import RatioFitConfig, calibration, fit_density_ratio
@@ -29,6 +30,12 @@ class CompassConfig:
     hidden: tuple[int, ...] = (512, 512)
     spectral_norm: bool = False
     prior_samples_per_image: int = 1
+    temperature_scaling: bool = True
+
+    def __post_init__(self) -> None:
+        if self.spectral_norm and self.temperature_scaling:
+            raise ValueError("spectral_norm=True needs temperature_scaling=False")
+
     fit: RatioFitConfig = field(
         default_factory=lambda: RatioFitConfig(
             max_steps=6000,
@@ -76,6 +83,11 @@ def fit_compass(
     if validation is not None:
         z_val = encode_all(aae, validation)
         z_prior = aae.prior.sample(len(z_val), generator=g)
+        if config.temperature_scaling:
+            # Fit the scale on the first half of the validation latents, report on the second.
+            half = len(z_val) // 2
+            report["temperature"] = temperature_scale(compass, z_prior[:half], z_val[:half])
+            z_val, z_prior = z_val[half:], z_prior[half:]
         report["validation_calibration"] = calibration(compass, z_prior, z_val)
         with torch.no_grad():
             own = aae.discriminator
@@ -87,6 +99,34 @@ def fit_compass(
         report["aae_discriminator_calibration"] = calibration(own, z_prior, z_val)
     aae.train(was_training)
     return compass.eval(), report
+
+
+@torch.no_grad()
+def temperature_scale(
+    compass: LatentDiscriminator, real: torch.Tensor, fake: torch.Tensor
+) -> float:
+    """Platt-style scaling ℓ ← a·ℓ, a > 0 minimising balanced BCE on held-out real (1) and fake
+    (0) latents (N, d); folded into the last linear layer. Returns a."""
+    if compass.spectral_norm:  # spectral norm would renormalise the scaled weight away
+        raise ValueError("temperature scaling needs a compass without spectral norm")
+    logit_real, logit_fake = compass(real), compass(fake)
+    log_a = torch.zeros((), device=real.device, requires_grad=True)
+    optimizer = torch.optim.LBFGS([log_a], lr=0.5, max_iter=100, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        with torch.enable_grad():
+            a = log_a.exp()
+            loss = F.softplus(-a * logit_real).mean() + F.softplus(a * logit_fake).mean()
+            loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    a = float(log_a.exp())
+    last = [m for m in compass.net if isinstance(m, torch.nn.Linear)][-1]
+    last.weight.mul_(a)
+    last.bias.mul_(a)
+    return a
 
 
 def save_compass(compass: LatentDiscriminator, path: str | os.PathLike) -> Path:

@@ -6,6 +6,7 @@ from torch import nn
 from latentnav.aae import AAE, AAEConfig
 from latentnav.compass import CompassConfig, fit_compass, load_compass, save_compass
 from latentnav.density_ratio import RatioFitConfig
+from latentnav.networks import LatentDiscriminator
 from latentnav.priors import GaussianMixture
 
 
@@ -45,3 +46,18 @@ def _check_compass(tmp_path):
     assert accuracy["compass"] > accuracy["aae_discriminator"]  # the AAE's D here is untrained
     loaded = load_compass(save_compass(compass, tmp_path / "compass.safetensors"))
     torch.testing.assert_close(loaded(z), compass(z))
+
+
+def test_temperature_scaling_recovers_the_optimal_logit_scale():
+    from latentnav.compass import temperature_scale
+
+    g = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(20_000, 1, generator=g) + 1, torch.randn(20_000, 1, generator=g) - 1
+    compass = LatentDiscriminator(1, ())  # a single Linear: ℓ = w z + b
+    with torch.no_grad():
+        compass.net[0].weight.fill_(0.5)
+        compass.net[0].bias.zero_()
+    # log N(z; 1, 1) − log N(z; −1, 1) = 2z, so the best scale of ℓ = 0.5 z is 4.
+    a = temperature_scale(compass, real, fake)
+    assert abs(a - 4.0) < 0.1
+    torch.testing.assert_close(compass(torch.tensor([[1.0]])), torch.tensor([a * 0.5]))
