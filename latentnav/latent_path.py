@@ -37,8 +37,9 @@ class LatentPath:
 
     @property
     def flagged(self) -> torch.Tensor:
-        """(B,) bool: pairs with at least one point left outside the band after M corrections."""
-        return ~self.accepted.all(1)
+        """(B,) bool: pairs with an interior point left outside the band after M corrections
+        (the endpoints are exact and never corrected, so they do not count)."""
+        return ~self.accepted[:, 1:-1].all(1)
 
     @torch.no_grad()
     def decode(self, aae: torch.nn.Module, batch_size: int = 4096) -> torch.Tensor:

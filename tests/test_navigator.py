@@ -135,6 +135,16 @@ def test_unreachable_band_flags_pairs_without_dropping_them():
     assert (path.corrections[:, 1:-1] == 3).all()
 
 
+def test_out_of_band_endpoints_alone_do_not_flag_a_pair():
+    # ℓ = 5·z₀: endpoints with z₀ = ±1 are out of the band, the z₀ = 0 plane is inside it.
+    aae = FakeAAE(Compass(lambda z: 5 * z[:, 0]))
+    a, b = torch.zeros(3, 4), torch.zeros(3, 4)
+    a[:, 0], b[:, 0], a[:, 1], b[:, 1] = 1.0, -1.0, 1.0, 1.0
+    path = Navigator(aae, NavigatorConfig(steps=8, proposal="lerp")).path(a, b)
+    assert not path.accepted[:, 0].any() and not path.accepted[:, -1].any()
+    assert not path.flagged.any()
+
+
 def test_langevin_noise_is_deterministic_for_a_seed():
     a, b = pairs()
     make = lambda seed: Navigator(  # noqa: E731
