@@ -43,6 +43,7 @@ def main() -> None:
     p.add_argument("--out", default="benchmarks/out/nav_toy")
     args = p.parse_args()
     torch.set_num_threads(1)
+    torch.manual_seed(args.seed)  # from_datasets' loaders shuffle with the global generator
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     toy = toy_distribution(args.toy)
