@@ -48,6 +48,19 @@ class LatentPath:
         frames = torch.cat([aae.decoder(chunk) for chunk in flat.split(batch_size)])
         return frames.view(*self.z.shape[:2], *frames.shape[1:])
 
+    def report(self, aae: torch.nn.Module, **kwargs: Any):
+        """:class:`~latentnav.metrics.PathReport` of the decoded frames, with latents, D scores,
+        the band ε of the config and the path's own endpoints as targets; ``kwargs`` go to
+        ``PathReport.from_paths`` (``detector``, ``classifier``, ``floor``, ``target_images``)."""
+        from latentnav.metrics import PathReport
+
+        kwargs.setdefault("target_latents", self.z[:, -1])
+        if self.config is not None:
+            kwargs.setdefault("eps", self.config.eps)
+        return PathReport.from_paths(
+            self.decode(aae), latents=self.z, scores=self.d_score, **kwargs
+        )
+
     def to(self, device: str | torch.device) -> LatentPath:
         return replace(self, **{k: getattr(self, k).to(device) for k in _TENSORS})
 

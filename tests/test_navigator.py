@@ -193,3 +193,13 @@ def test_cpu_and_cuda_agree():
     gpu = Navigator(aae, cfg).path(a.cuda(), b.cuda()).to("cpu")
     close = torch.isclose(cpu.z, gpu.z, atol=1e-3, rtol=1e-3).all(-1).all(-1)
     assert close.float().mean() > 0.95
+
+
+def test_report_aggregates_the_decoded_path():
+    aae = FakeAAE(Compass(lambda z: torch.zeros_like(z[:, 0])))
+    aae.decoder = nn.Sequential(nn.Linear(4, 4), nn.Sigmoid(), nn.Unflatten(1, (1, 2, 2)))
+    a, b = pairs(6)
+    report = Navigator(aae, NavigatorConfig(steps=5)).path(a, b).report(aae)
+    assert report.n_paths == 6 and report.n_points == 6
+    assert report.band_fraction == 1.0 and report.endpoint_error == 0.0
+    assert report.step_mean > 0
