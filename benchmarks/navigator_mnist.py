@@ -69,6 +69,9 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--only", nargs="*", help="run only these variant names")
+    p.add_argument(
+        "--no-temperature", action="store_true", help="compass without temperature scaling"
+    )
     p.add_argument("--out", required=True)
     args = p.parse_args()
     if args.threads:
@@ -90,7 +93,10 @@ def main() -> None:
     else:
         start = time.perf_counter()
         compass, compass_report = fit_compass(
-            aae, train.images[:55_000], train.images[55_000:], CompassConfig()
+            aae,
+            train.images[:55_000],
+            train.images[55_000:],
+            CompassConfig(temperature_scaling=not args.no_temperature),
         )
         compass_report["seconds"] = time.perf_counter() - start
         save_compass(compass, compass_path)
