@@ -84,11 +84,12 @@ def optimize_paths(
             energy = path_energy(aae.decoder, compass, aae.prior, full, c.density_weight)
             optimizer.zero_grad(set_to_none=True)
             energy.sum().backward()
-            inner.grad[~active] = 0
+            keep = active[:, None, None]  # masks, not indexing: no host sync on CUDA
+            inner.grad.mul_(keep)
             before = inner.detach().clone()
             optimizer.step()
             with torch.no_grad():
-                inner[~active] = before[~active]  # Converged pairs stay where they are.
+                inner.copy_(torch.where(keep, inner, before))  # Converged pairs stay put.
                 iterations += active.to(torch.int64)
                 if previous is not None:
                     change = (previous - energy.detach()).abs() / energy.detach().abs().clamp_min(
