@@ -7,6 +7,7 @@ the discriminator's R1 gradient penalty on prior matching.
 import json
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -27,7 +28,7 @@ if __name__ == "__main__":
     start = time.perf_counter()
     fit_aae(aae, dm, TrainConfig(epochs=epochs, gradient_penalty=penalty), "cpu", None, False)
     report = evaluate_aae(aae, dm.test_data)
-    aae_figures(aae, dm.test_data, __import__("pathlib").Path(out))
+    aae_figures(aae, dm.test_data, Path(out))
     print(
         json.dumps(
             {

@@ -17,7 +17,12 @@ import torch
 import torch.nn.functional as F
 
 from latentnav.checkpoint import load_into, load_tensors, save_tensors
-from latentnav.density_ratio import RatioFitConfig, calibration, fit_density_ratio
+from latentnav.density_ratio import (
+    RatioFitConfig,
+    calibration,
+    evaluate_ratio,
+    fit_density_ratio,
+)
 from latentnav.networks import LatentDiscriminator
 
 __all__ = ["CompassConfig", "fit_compass", "save_compass", "load_compass", "encode_all"]
@@ -89,13 +94,11 @@ def fit_compass(
             report["temperature"] = temperature_scale(compass, z_prior[:half], z_val[:half])
             z_val, z_prior = z_val[half:], z_prior[half:]
         report["validation_calibration"] = calibration(compass, z_prior, z_val)
-        with torch.no_grad():
-            own = aae.discriminator
-            acc = 0.5 * ((own(z_prior) > 0).float().mean() + (own(z_val) < 0).float().mean())
-            new = 0.5 * (
-                (compass(z_prior) > 0).float().mean() + (compass(z_val) < 0).float().mean()
-            )
-        report["validation_accuracy"] = {"aae_discriminator": float(acc), "compass": float(new)}
+        own = aae.discriminator
+        report["validation_accuracy"] = {
+            "aae_discriminator": evaluate_ratio(own, z_prior, z_val)[1],
+            "compass": evaluate_ratio(compass, z_prior, z_val)[1],
+        }
         report["aae_discriminator_calibration"] = calibration(own, z_prior, z_val)
     aae.train(was_training)
     return compass.eval(), report

@@ -225,14 +225,9 @@ class Navigator:
         return z, logit, count
 
     def _check_pair(self, z_a, z_b) -> tuple[torch.Tensor, torch.Tensor]:
-        for name, z in (("z_a", z_a), ("z_b", z_b)):
-            if isinstance(z, torch.Tensor) and z.ndim == 1:
-                z = z[None]
-            check_latents(z, self.latent_dim, name)
-            if name == "z_a":
-                z_a = z
-            else:
-                z_b = z
+        z_a, z_b = (_as_batch(z_a), _as_batch(z_b))
+        check_latents(z_a, self.latent_dim, "z_a")
+        check_latents(z_b, self.latent_dim, "z_b")
         if z_a.shape != z_b.shape:
             raise ValueError(
                 f"z_a and z_b must have the same shape, got {tuple(z_a.shape)} and "
@@ -250,6 +245,11 @@ class Navigator:
                 f"{param.dtype} on {param.device}; move one with .to()"
             )
         return z_a.detach(), z_b.detach()
+
+
+def _as_batch(z: object) -> object:
+    """(d,) → (1, d); anything else is left for :func:`check_latents` to judge."""
+    return z[None] if isinstance(z, torch.Tensor) and z.ndim == 1 else z
 
 
 class _Record:
