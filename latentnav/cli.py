@@ -1,4 +1,5 @@
-"""``latentnav`` command line: ``demo`` and ``train-aae``."""
+"""``latentnav`` command line: ``demo``, ``train-aae``, ``train`` (AAE + latent diffusion) and
+``sample``."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from latentnav.aae import AAEConfig
 from latentnav.training import TrainConfig
@@ -136,7 +138,88 @@ def build_parser() -> argparse.ArgumentParser:
             "out": "runs/aae",
         },
     )
+    joint = sub.add_parser(
+        "train",
+        help="train an AAE and its latent diffusion model in one run",
+        description="Joint stage: every minibatch trains the AAE's three phases and one "
+        "score-matching step on the current (detached) encoder latents; then the score model is "
+        "fine-tuned on the frozen encoder. Writes bundle.safetensors (AAE + diffusion), "
+        "metrics.json and figures, including score_training.png and samples.png.",
+    )
+    _add_training_args(
+        joint,
+        {
+            "latent_dim": 8,
+            "prior": "normal",
+            "hidden": (1000, 1000),
+            "disc_hidden": (1000, 1000),
+            "epochs": 20,
+            "out": "runs/latentnav",
+        },
+    )
+    _add_diffusion_args(joint)
+    smp = sub.add_parser(
+        "sample",
+        help="sample latents and images from a trained bundle",
+        description="Draw latents from the latent diffusion model of a bundle written by "
+        "'latentnav train', decode them, and write an image grid and the latents.",
+    )
+    smp.add_argument("bundle", help="bundle.safetensors written by 'latentnav train'")
+    smp.add_argument("-n", type=_positive_int, default=64, help="samples (default: %(default)s)")
+    smp.add_argument(
+        "--sampler",
+        choices=("pc", "em", "reverse_diffusion", "ancestral", "ode", "langevin", "prior"),
+        default="pc",
+        help="'prior' decodes z ~ p(z) instead, for comparison (default: %(default)s)",
+    )
+    smp.add_argument("--steps", type=_positive_int, default=1000, help="(default: %(default)s)")
+    smp.add_argument("--snr", type=float, default=0.16, help="PC corrector signal-to-noise ratio")
+    smp.add_argument("--seed", type=int, default=0)
+    smp.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
+    smp.add_argument("--out", default="samples", help="output folder (default: %(default)s)")
     return parser
+
+
+def _add_diffusion_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sde", choices=("vp", "subvp", "ve"), default="vp", help="(default: vp)")
+    p.add_argument("--loss", choices=("dsm", "ssm", "esm"), default="dsm", help="(default: dsm)")
+    p.add_argument(
+        "--score-width", type=_positive_int, default=256, help="score MLP width (default: 256)"
+    )
+    p.add_argument(
+        "--score-blocks", type=_positive_int, default=3, help="residual blocks (default: 3)"
+    )
+    p.add_argument(
+        "--finetune-epochs",
+        type=_positive_int,
+        default=50,
+        help="score-model epochs on the frozen encoder (default: %(default)s)",
+    )
+
+
+def _sample(args: argparse.Namespace) -> dict:
+    import torch
+
+    from latentnav.checkpoint import save_tensors
+    from latentnav.joint import load_bundle
+    from latentnav.viz import image_grid, save_figure
+
+    aae, diffusion = load_bundle(args.bundle, args.device)
+    if args.sampler == "prior":
+        g = torch.Generator(args.device).manual_seed(args.seed)
+        z, nfe = aae.prior.sample(args.n, generator=g), 0
+    else:
+        kwargs = {"snr": args.snr} if args.sampler == "pc" else {}
+        if args.sampler in ("pc", "em", "reverse_diffusion", "ancestral"):
+            kwargs["steps"] = args.steps
+        result = diffusion.sample(args.n, args.sampler, seed=args.seed, progress=False, **kwargs)
+        z, nfe = result.z, result.nfe
+    with torch.no_grad():
+        images = aae.decode(z).cpu()
+    out = Path(args.out)
+    save_figure(image_grid(images[:256], title=f"{args.sampler} samples"), out / "samples.png")
+    save_tensors(out / "latents.safetensors", {"z": z}, "latentnav.latents/1", vars(args))
+    return {"out": str(out), "n": args.n, "sampler": args.sampler, "nfe": nfe}
 
 
 def _run_config(args: argparse.Namespace):
@@ -153,18 +236,46 @@ def _run_config(args: argparse.Namespace):
         prior=prior,
     )
     train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
-    return RunConfig(
-        data=args.data, out_dir=args.out, accelerator=args.accelerator, model=model, train=train
+    if args.command != "train":
+        return RunConfig(
+            data=args.data, out_dir=args.out, accelerator=args.accelerator, model=model, train=train
+        )
+    from latentnav.joint import default_diffusion_config
+    from latentnav.runs import JointRunConfig
+    from latentnav.score_net import ScoreNetConfig
+    from latentnav.sde import SDEConfig
+
+    diffusion = default_diffusion_config(
+        args.latent_dim,
+        net=ScoreNetConfig(
+            latent_dim=args.latent_dim, width=args.score_width, blocks=args.score_blocks
+        ),
+        sde=SDEConfig(name=args.sde),
+        loss=args.loss,
+        epochs=args.finetune_epochs,
+        seed=args.seed,
+    )
+    return JointRunConfig(
+        data=args.data,
+        out_dir=args.out,
+        accelerator=args.accelerator,
+        model=model,
+        train=train,
+        diffusion=diffusion,
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from latentnav.runs import train_aae_run
+    from latentnav.runs import train_aae_run, train_joint_run
 
     try:
+        if args.command == "sample":
+            print(json.dumps(_sample(args), indent=2))
+            return 0
         config = _run_config(args)
-        _, metrics = train_aae_run(config, progress=not args.no_progress)
+        run = train_joint_run if args.command == "train" else train_aae_run
+        _, metrics = run(config, progress=not args.no_progress)
     except (ValueError, FileNotFoundError, TypeError) as err:
         print(f"latentnav {args.command}: error: {err}", file=sys.stderr)
         return 2

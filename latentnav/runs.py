@@ -20,11 +20,19 @@ from matplotlib.figure import Figure
 from latentnav.aae import AAE, AAEConfig
 from latentnav.checkpoint import atomic_path
 from latentnav.data import ImageData, ImageDataModule
+from latentnav.diffusion import DiffusionConfig, LatentDiffusion
 from latentnav.metrics.mmd import mmd2
 from latentnav.training import TrainConfig, fit_aae, reconstruction_loss
-from latentnav.viz import discriminator_map, image_grid, latent_scatter, save_figure
+from latentnav.viz import discriminator_map, image_grid, image_grids, latent_scatter, save_figure
 
-__all__ = ["RunConfig", "train_aae_run", "evaluate_aae", "aae_figures"]
+__all__ = [
+    "RunConfig",
+    "JointRunConfig",
+    "train_aae_run",
+    "train_joint_run",
+    "evaluate_aae",
+    "aae_figures",
+]
 
 
 @dataclass
@@ -185,3 +193,132 @@ def train_aae_run(config: RunConfig, progress: bool = True) -> tuple[AAE, dict[s
     if fig is not None:
         save_figure(fig, out / "training.png")
     return aae, metrics
+
+
+@dataclass
+class JointRunConfig(RunConfig):
+    """An AAE run plus its latent diffusion (joint stage, then ``diffusion.epochs`` fine-tune)."""
+
+    diffusion: DiffusionConfig | None = None
+
+
+def score_training_figure(joint_csv: Path, finetune_csv: Path) -> Figure | None:
+    """Held-out score loss through both stages, beside the encoder's drift per joint epoch."""
+    rows = []
+    for path in (joint_csv, finetune_csv):
+        if path.is_file():
+            with path.open() as f:
+                rows.append([r for r in csv.DictReader(f) if r.get("val/score_loss")])
+        else:
+            rows.append([])
+    if not rows[0] and not rows[1]:
+        return None
+    joint_epochs = [int(r["epoch"]) + 1 for r in rows[0]]
+    offset = max(joint_epochs, default=0)
+    fig = Figure(figsize=(10, 3.4), layout="constrained")
+    ax, ax_drift = fig.subplots(1, 2)
+    ax.plot(joint_epochs, [float(r["val/score_loss"]) for r in rows[0]], "o-", label="joint")
+    ax.plot(
+        [offset + int(r["epoch"]) + 1 for r in rows[1]],
+        [float(r["val/score_loss"]) for r in rows[1]],
+        "o-",
+        label="fine-tune (encoder frozen)",
+    )
+    ax.set_xlabel("epoch")
+    ax.set_title("held-out score loss (fixed noise)")
+    ax.legend()
+    drift = [
+        (int(r["epoch"]) + 1, float(r["val/encoder_drift"]))
+        for r in rows[0]
+        if r.get("val/encoder_drift")
+    ]
+    if drift:
+        ax_drift.plot(*zip(*drift, strict=True), "o-", color="C2")
+    ax_drift.set_xlabel("epoch")
+    ax_drift.set_title("encoder drift ‖E_k(x) − E_{k−1}(x)‖ / ‖E_k(x)‖")
+    return fig
+
+
+def train_joint_run(config: JointRunConfig, progress: bool = True) -> tuple[Any, dict[str, Any]]:
+    """Train AAE + latent diffusion (:mod:`latentnav.joint`) and write ``bundle.safetensors``,
+    ``metrics.json``, the AAE figures, ``score_training.png`` and ``samples.png``."""
+    import lightning as L
+
+    from latentnav.diffusion import fit_diffusion
+    from latentnav.joint import JointTraining, default_diffusion_config, encode_dataset, save_bundle
+
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    seed = config.train.seed
+    datamodule = ImageDataModule.from_spec(
+        config.data, batch_size=config.train.batch_size, seed=seed
+    )
+    datamodule.setup()
+    model_config = config.model
+    if model_config.image_shape != datamodule.image_shape:
+        model_config = AAEConfig(**{**asdict(model_config), "image_shape": datamodule.image_shape})
+    aae = build_aae(model_config, seed)
+    diffusion_config = config.diffusion or default_diffusion_config(model_config.latent_dim)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed + 7)
+        diffusion = LatentDiffusion(diffusion_config)
+    start = time.perf_counter()
+    trainer = L.Trainer(
+        max_epochs=config.train.epochs,
+        accelerator=config.accelerator,
+        devices=1,
+        logger=L.pytorch.loggers.CSVLogger(str(out), name="", version=""),
+        enable_checkpointing=False,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        log_every_n_steps=10,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(JointTraining(aae, diffusion, config.train), datamodule=datamodule)
+    joint_wall = time.perf_counter() - start
+    aae.eval()
+    latents = encode_dataset(aae, datamodule.train_data.images)
+    val_latents = encode_dataset(aae, datamodule.val_data.images)
+    fit_diffusion(
+        diffusion,
+        latents,
+        val_latents,
+        config.accelerator,
+        log_dir=str(out / "finetune"),
+        progress=progress,
+    )
+    wall = time.perf_counter() - start
+    save_bundle(out / "bundle.safetensors", aae, diffusion)
+    metrics = {
+        "wall_time_s": wall,
+        "joint_wall_time_s": joint_wall,
+        "device": str(aae.device),
+        "test": evaluate_aae(aae, datamodule.test_data, seed=seed),
+        "config": {
+            "data": config.data,
+            "model": asdict(model_config),
+            "train": asdict(config.train),
+            "diffusion": asdict(diffusion_config),
+        },
+    }
+    with atomic_path(out / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2))
+    aae_figures(aae, datamodule.test_data, out)
+    score_fig = score_training_figure(out / "metrics.csv", out / "finetune" / "metrics.csv")
+    for fig, name in [
+        (training_figure(out / "metrics.csv"), "training.png"),
+        (score_fig, "score_training.png"),
+        (samples_figure(aae, diffusion, seed), "samples.png"),
+    ]:
+        if fig is not None:
+            save_figure(fig, out / name)
+    return (aae, diffusion), metrics
+
+
+@torch.no_grad()
+def samples_figure(aae: AAE, diffusion: LatentDiffusion, seed: int, n: int = 64) -> Figure:
+    """Decoded prior samples G(z), z ~ p(z), beside decoded latent-diffusion samples."""
+    g = torch.Generator(aae.device).manual_seed(seed)
+    prior = aae.decode(aae.prior.sample(n, generator=g)).cpu()
+    model = diffusion.sample_images(aae, n, sampler="pc", steps=500, seed=seed).cpu()
+    return image_grids({"z ~ p(z) (AAE prior)": prior, "z ~ latent diffusion (PC, 500)": model})

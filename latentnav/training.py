@@ -115,7 +115,7 @@ class AAETraining(L.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> None:
         x = batch[0]
-        opt_ae, opt_d, opt_g = self.optimizers()
+        opt_ae, opt_d, opt_g = self.optimizers()[:3]
         aae, n = self.aae, x.shape[0]
 
         # (a) Reconstruction phase.

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 __all__ = [
     "save_figure",
     "image_grid",
+    "image_grids",
     "latent_scatter",
     "discriminator_map",
     "path_profile",
@@ -121,6 +122,22 @@ def image_grid(
     ax = fig.add_subplot()
     _show_canvas(ax, canvas)
     if title:
+        ax.set_title(title)
+    return fig
+
+
+def image_grids(groups: dict[str, torch.Tensor], nrow: int = 8, pad: int = 1) -> Figure:
+    """Several image sets ``{title: (N, C, H, W)}`` as grids side by side, ``nrow`` per row."""
+    if not groups:
+        raise ValueError("groups must hold at least one image set")
+    fig = Figure(figsize=(5 * len(groups), 5.4), layout="constrained")
+    axes = fig.subplots(1, len(groups), squeeze=False)[0]
+    for ax, (title, images) in zip(axes, groups.items(), strict=True):
+        images = _image_tensor(images, 4, "(N, C, H, W)", title)
+        rows = math.ceil(len(images) / nrow)
+        filler = torch.ones(rows * nrow - len(images), *images.shape[1:], dtype=images.dtype)
+        tiles = torch.cat([images, filler]).view(rows, nrow, *images.shape[1:])
+        _show_canvas(ax, _tile(tiles, pad))
         ax.set_title(title)
     return fig
 

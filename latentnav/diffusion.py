@@ -1,0 +1,220 @@
+"""Latent diffusion model: a score network over AAE latents with its SDE, loss, EMA weights,
+samplers and likelihood (DESIGN.md §4). Training on a fixed set of latents is a LightningModule;
+joint training with the AAE lives in :mod:`latentnav.joint`.
+
+Shapes: latents ``z: (B, d)``; labels ``y: (B,)`` when the score network is class-conditional.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from latentnav._checks import check_latents
+from latentnav.checkpoint import load_into, load_tensors, save_tensors
+from latentnav.likelihood import LikelihoodResult, log_likelihood
+from latentnav.losses import LOSSES, score_matching_loss
+from latentnav.sampling import SampleResult, sample
+from latentnav.score_net import ScoreNet, ScoreNetConfig
+from latentnav.sde import SDEConfig, make_sde
+
+__all__ = ["DiffusionConfig", "LatentDiffusion", "fit_diffusion", "CHECKPOINT_FORMAT"]
+
+CHECKPOINT_FORMAT = "latentnav.diffusion/1"
+
+
+@dataclass
+class DiffusionConfig:
+    """Model (SDE, score network) and optimisation (loss, Adam, EMA) of the latent diffusion."""
+
+    sde: SDEConfig = field(default_factory=SDEConfig)
+    net: ScoreNetConfig = field(default_factory=ScoreNetConfig)
+    loss: str = "dsm"
+    weighting: str = "sigma2"
+    eps: float = 1e-5
+    lr: float = 1e-3
+    lr_final_fraction: float = 0.05
+    ema_decay: float = 0.999
+    grad_clip: float = 1.0
+    batch_size: int = 256
+    epochs: int = 50
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.sde, dict):
+            self.sde = SDEConfig(**self.sde)
+        if isinstance(self.net, dict):
+            self.net = ScoreNetConfig(**self.net)
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.weighting not in ("sigma2", "likelihood"):
+            raise ValueError(f"weighting must be 'sigma2' or 'likelihood', got {self.weighting!r}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+
+
+class LatentDiffusion(L.LightningModule):
+    """s_θ(z, t) for q(z); ``sample`` and ``log_likelihood`` use the EMA weights by default."""
+
+    def __init__(self, config: DiffusionConfig | None = None):
+        super().__init__()
+        self.config = config or DiffusionConfig()
+        self.sde = make_sde(self.config.sde)
+        self.net = ScoreNet(self.config.net, self.sde)
+        self.ema = copy.deepcopy(self.net).requires_grad_(False)
+        self.register_buffer("ema_updates", torch.zeros((), dtype=torch.int64))
+        self._generator: torch.Generator | None = None
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.net.latent_dim
+
+    def score_fn(self, ema: bool = True, y: torch.Tensor | None = None):
+        """The callable ``(z, t) → s(z, t)`` that samplers and the likelihood take."""
+        net = self.ema if ema else self.net
+        return lambda z, t: net(z, t, y)
+
+    def loss(self, z0: torch.Tensor, y: torch.Tensor | None = None, generator=None) -> torch.Tensor:
+        """The configured score-matching loss on clean latents ``z0: (B, d)`` (DESIGN.md §4)."""
+        c = self.config
+        kwargs = {"weighting": c.weighting, "eps": c.eps, "generator": generator}
+        return score_matching_loss(c.loss, self.score_fn(False, y), self.sde, z0, **kwargs)
+
+    # --- Lightning -----------------------------------------------------------------------------
+    def _train_generator(self) -> torch.Generator:
+        if self._generator is None or self._generator.device != self.device:
+            self._generator = torch.Generator(self.device).manual_seed(self.config.seed + 3)
+        return self._generator
+
+    def configure_optimizers(self):
+        c = self.config
+        opt = torch.optim.Adam(self.net.parameters(), lr=c.lr)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+            opt, T_max=max(c.epochs, 1), eta_min=c.lr * c.lr_final_fraction
+        )
+        return [opt], [sched]
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        z0 = batch[0]
+        loss = self.loss(z0, generator=self._train_generator())
+        self.log("train/score_loss", loss.detach(), prog_bar=True, on_epoch=True, on_step=False)
+        return loss
+
+    def on_train_batch_end(self, *args) -> None:
+        self.update_ema()
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        g = torch.Generator(self.device).manual_seed(self.config.seed + 4 + batch_idx)
+        self.log("val/score_loss", self.loss(batch[0], generator=g), prog_bar=True)
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """EMA with warm-up: decay min(β, (1 + k) / (10 + k)) after k updates (no host sync)."""
+        k = self.ema_updates.to(torch.float32)
+        decay = torch.clamp((1 + k) / (10 + k), max=self.config.ema_decay)
+        for e, p in zip(self.ema.parameters(), self.net.parameters(), strict=True):
+            e.lerp_(p, 1 - decay)
+        self.ema_updates += 1
+
+    # --- use -----------------------------------------------------------------------------------
+    def sample(
+        self,
+        n: int,
+        sampler: str = "pc",
+        seed: int = 0,
+        ema: bool = True,
+        y: torch.Tensor | None = None,
+        **kwargs,
+    ) -> SampleResult:
+        """n latents from the model (``sampler`` and its options as in :func:`sampling.sample`)."""
+        if not (isinstance(n, int) and n >= 1):
+            raise ValueError(f"n must be an int ≥ 1, got {n!r}")
+        was_training = self.training
+        self.eval()
+        try:
+            g = torch.Generator(self.device).manual_seed(seed)
+            shape = (n, self.latent_dim)
+            return sample(
+                self.score_fn(ema, y), self.sde, shape, sampler, generator=g, device=self.device,
+                **kwargs,
+            )  # fmt: skip
+        finally:
+            self.train(was_training)
+
+    @torch.no_grad()
+    def sample_images(self, aae, n: int, batch_size: int = 10_000, **kwargs) -> torch.Tensor:
+        """Decoded samples G(z), z ~ model: (n, C, H, W); ``kwargs`` go to :meth:`sample`."""
+        z = self.sample(n, **kwargs).z
+        return torch.cat([aae.decode(z[i : i + batch_size]) for i in range(0, n, batch_size)])
+
+    def log_likelihood(self, z: torch.Tensor, ema: bool = True, **kwargs) -> LikelihoodResult:
+        """log q_θ(z) in nats by the probability-flow ODE (:func:`likelihood.log_likelihood`)."""
+        check_latents(z, self.latent_dim, "z")
+        return log_likelihood(self.score_fn(ema), self.sde, z.to(self.device), **kwargs)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        return save_tensors(path, self.state_dict(), CHECKPOINT_FORMAT, asdict(self.config))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> LatentDiffusion:
+        """Rebuild from :meth:`save`'s safetensors file; no code from the file is executed."""
+        tensors, config = load_tensors(path, CHECKPOINT_FORMAT, device)
+        return cls.from_state(tensors, config, Path(path)).to(device).eval()
+
+    @classmethod
+    def from_state(cls, tensors: dict, config: dict, path: Path) -> LatentDiffusion:
+        try:
+            model = cls(DiffusionConfig(**config))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{path} has an invalid diffusion config: {err}") from err
+        load_into(model, tensors, path)
+        return model
+
+
+def fit_diffusion(
+    model: LatentDiffusion,
+    latents: torch.Tensor,
+    val_latents: torch.Tensor | None = None,
+    accelerator: str = "auto",
+    log_dir: str | None = None,
+    progress: bool = True,
+    epochs: int | None = None,
+) -> dict[str, float]:
+    """Train ``model`` in place on fixed latents ``(N, d)`` (e.g. a frozen encoder's)."""
+    check_latents(latents, model.latent_dim, "latents")
+    c = model.config
+    g = torch.Generator().manual_seed(c.seed)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(latents.detach().cpu()),
+        batch_size=c.batch_size,
+        shuffle=True,
+        generator=g,
+        drop_last=len(latents) > c.batch_size,
+    )
+    val = None
+    if val_latents is not None:
+        check_latents(val_latents, model.latent_dim, "val_latents")
+        val = torch.utils.data.DataLoader(
+            torch.utils.data.TensorDataset(val_latents.detach().cpu()), batch_size=4096
+        )
+    logger = L.pytorch.loggers.CSVLogger(log_dir, name="", version="") if log_dir else False
+    trainer = L.Trainer(
+        max_epochs=epochs or c.epochs,
+        accelerator=accelerator,
+        devices=1,
+        logger=logger,
+        enable_checkpointing=False,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        log_every_n_steps=10,
+        num_sanity_val_steps=0,
+        gradient_clip_val=c.grad_clip or None,
+    )
+    trainer.fit(model, loader, val)
+    model.eval()
+    return {k: float(v) for k, v in trainer.callback_metrics.items()}
