@@ -37,6 +37,7 @@ class DiffusionConfig:
     loss: str = "dsm"
     weighting: str = "sigma2"
     eps: float = 1e-5
+    noise_levels: int = 0  # > 0: train on that many discrete levels (NCSN); 0: t ~ U(eps, T)
     lr: float = 1e-3
     lr_final_fraction: float = 0.05
     ema_decay: float = 0.999
@@ -83,6 +84,8 @@ class LatentDiffusion(L.LightningModule):
         """The configured score-matching loss on clean latents ``z0: (B, d)`` (DESIGN.md §4)."""
         c = self.config
         kwargs = {"weighting": c.weighting, "eps": c.eps, "generator": generator}
+        if c.noise_levels:
+            kwargs["levels"] = self.sde.noise_levels(c.noise_levels).to(z0.device)
         return score_matching_loss(c.loss, self.score_fn(False, y), self.sde, z0, **kwargs)
 
     # --- Lightning -----------------------------------------------------------------------------

@@ -79,6 +79,10 @@ class SDE:
         drift, diffusion = self.sde(z, t)
         return drift * dt, diffusion * math.sqrt(dt)
 
+    def noise_levels(self, n: int, eps: float = 1e-3) -> torch.Tensor:
+        """n discrete times from T down to ``eps`` (NCSN-style training levels): (n,)."""
+        return torch.linspace(self.T, eps, n)
+
     def reverse(self, score_fn: ScoreFn, probability_flow: bool = False) -> ReverseSDE:
         return ReverseSDE(self, score_fn, probability_flow)
 
@@ -122,7 +126,7 @@ class VESDE(SDE):
         prev = torch.where(t - dt > 1e-12, self.sigma(t - dt), 0.0)
         return torch.zeros_like(z), (sigma.square() - prev.square()).clamp_min(0).sqrt()
 
-    def noise_levels(self, n: int) -> torch.Tensor:
+    def noise_levels(self, n: int, eps: float = 0.0) -> torch.Tensor:
         """NCSN's geometric σ levels from σ_max down to σ_min, as times t_i: (n,)."""
         return torch.linspace(self.T, 0.0, n)
 

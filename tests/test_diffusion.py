@@ -159,3 +159,20 @@ def test_cli_train_then_sample(tmp_path, capsys):
     assert "steps ≥ 20" in capsys.readouterr().err
     assert (sample_out / "samples.png").is_file()
     assert main(["sample", str(tmp_path / "missing.safetensors")]) == 2
+
+
+def test_ncsn_levels_and_class_conditional_score_net():
+    model = _small(noise_levels=10, sde={"name": "ve", "sigma_max": 5.0})
+    loss = model.loss(_mixture(64, 0), generator=torch.Generator().manual_seed(0))
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    torch.manual_seed(0)
+    net = ScoreNetConfig(latent_dim=2, width=16, blocks=1, embed_dim=8, num_classes=3)
+    cond = LatentDiffusion(DiffusionConfig(net=net))
+    torch.nn.init.normal_(cond.net.out.weight)  # zero-initialised output: make y visible
+    z, t = torch.randn(4, 2), torch.full((4,), 0.5)
+    s0, s1 = (
+        cond.net(z, t, torch.zeros(4, dtype=torch.long)),
+        cond.net(z, t, torch.ones(4, dtype=torch.long)),
+    )
+    assert not torch.allclose(s0, s1)
+    assert cond.net(z, t).shape == (4, 2)  # y = None: the "no label" token
