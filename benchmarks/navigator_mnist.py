@@ -22,6 +22,7 @@ from latentnav.aae import AAE
 from latentnav.checkpoint import atomic_path
 from latentnav.compass import CompassConfig, fit_compass, load_compass, save_compass
 from latentnav.data import load_mnist
+from latentnav.latent_path import LatentPath
 from latentnav.metrics import PathReport, ood_detector, reconstruction_floor, reference_classifier
 from latentnav.navigator import Navigator, NavigatorConfig
 from latentnav.viz import image_strip, save_figure
@@ -60,6 +61,36 @@ def variants(steps: int) -> dict[str, tuple[NavigatorConfig, bool]]:
     return v
 
 
+def stochman_geodesic(aae: AAE, za: torch.Tensor, zb: torch.Tensor, steps: int) -> LatentPath:
+    """The public baseline: stochman's connecting geodesic under the decoder's pull-back metric
+    (cubic spline minimising the decoded curve energy; optional dependency ``stochman``)."""
+    from stochman.manifold import EmbeddedManifold
+
+    decoder = aae.decoder
+
+    class Decoded(EmbeddedManifold):
+        def embed(self, c, jacobian=False):
+            return decoder(c.reshape(-1, c.shape[-1])).reshape(*c.shape[:-1], -1)
+
+    states = [p.requires_grad for p in decoder.parameters()]
+    decoder.requires_grad_(False)
+    try:
+        chunks = []
+        for a, b in zip(za.split(250), zb.split(250), strict=True):
+            curve, _ = Decoded().connecting_geodesic(a, b)
+            with torch.no_grad():
+                chunks.append(curve(torch.linspace(0, 1, steps + 1)).detach())
+    finally:
+        for p, g in zip(decoder.parameters(), states, strict=True):
+            p.requires_grad_(g)
+    z = torch.cat(chunks)
+    z[:, 0], z[:, -1] = za, zb  # the spline's endpoints are exact up to rounding
+    with torch.no_grad():
+        d_score = aae.discriminate(z.flatten(0, 1)).view(z.shape[:2])
+    zeros = torch.zeros(z.shape[:2], dtype=torch.int64)
+    return LatentPath(z, d_score, zeros, (d_score - 0.5).abs() < 0.1)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--aae", required=True)
@@ -71,6 +102,9 @@ def main() -> None:
     p.add_argument("--only", nargs="*", help="run only these variant names")
     p.add_argument(
         "--no-temperature", action="store_true", help="compass without temperature scaling"
+    )
+    p.add_argument(
+        "--stochman", action="store_true", help="add stochman's geodesic (pip install stochman)"
     )
     p.add_argument("--out", required=True)
     args = p.parse_args()
@@ -112,12 +146,18 @@ def main() -> None:
     with torch.no_grad():
         za, zb = aae.encode(test.images[ia]), aae.encode(test.images[ib])
     reports, timings = {}, {}
-    for name, (config, calibrated) in variants(args.steps).items():
+    runs = dict(variants(args.steps))
+    if args.stochman:
+        runs["stochman geodesic (pull-back metric)"] = (NavigatorConfig(steps=args.steps), None)
+    for name, (config, calibrated) in runs.items():
         if args.only and name not in args.only:
             continue
-        nav = Navigator(aae, config, compass=compass if calibrated else None)
         start = time.perf_counter()
-        path = nav.path(za, zb)
+        if calibrated is None:
+            path = stochman_geodesic(aae, za, zb, args.steps)
+        else:
+            nav = Navigator(aae, config, compass=compass if calibrated else None)
+            path = nav.path(za, zb)
         timings[name] = time.perf_counter() - start
         frames = path.decode(aae)
         reports[name] = PathReport.from_paths(

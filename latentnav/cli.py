@@ -169,10 +169,15 @@ def build_parser() -> argparse.ArgumentParser:
     smp.add_argument(
         "--sampler",
         choices=("pc", "em", "reverse_diffusion", "ancestral", "ode", "langevin", "prior"),
-        default="pc",
+        default="ode",
         help="'prior' decodes z ~ p(z) instead, for comparison (default: %(default)s)",
     )
-    smp.add_argument("--steps", type=_positive_int, default=1000, help="(default: %(default)s)")
+    smp.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=1000,
+        help="steps of the SDE samplers (the ODE is adaptive) (default: %(default)s)",
+    )
     smp.add_argument("--snr", type=float, default=0.16, help="PC corrector signal-to-noise ratio")
     smp.add_argument("--seed", type=int, default=0)
     smp.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
@@ -212,7 +217,7 @@ def _sample(args: argparse.Namespace) -> dict:
         kwargs = {"snr": args.snr} if args.sampler == "pc" else {}
         if args.sampler in ("pc", "em", "reverse_diffusion", "ancestral"):
             kwargs["steps"] = args.steps
-        result = diffusion.sample(args.n, args.sampler, seed=args.seed, progress=False, **kwargs)
+        result = diffusion.sample(args.n, args.sampler, seed=args.seed, **kwargs)
         z, nfe = result.z, result.nfe
     with torch.no_grad():
         images = aae.decode(z).cpu()

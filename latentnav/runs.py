@@ -320,5 +320,5 @@ def samples_figure(aae: AAE, diffusion: LatentDiffusion, seed: int, n: int = 64)
     """Decoded prior samples G(z), z ~ p(z), beside decoded latent-diffusion samples."""
     g = torch.Generator(aae.device).manual_seed(seed)
     prior = aae.decode(aae.prior.sample(n, generator=g)).cpu()
-    model = diffusion.sample_images(aae, n, sampler="pc", steps=500, seed=seed).cpu()
-    return image_grids({"z ~ p(z) (AAE prior)": prior, "z ~ latent diffusion (PC, 500)": model})
+    model = diffusion.sample_images(aae, n, sampler="ode", seed=seed).cpu()
+    return image_grids({"z ~ p(z) (AAE prior)": prior, "z ~ latent diffusion (ODE)": model})

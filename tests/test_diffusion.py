@@ -153,6 +153,9 @@ def test_cli_train_then_sample(tmp_path, capsys):
     capsys.readouterr()
     sample_out = tmp_path / "samples"
     argv = ["sample", str(out / "bundle.safetensors"), "-n", "8", "--out", str(sample_out)]
+    assert main(argv) == 0  # the default sampler: the adaptive ODE
+    assert json.loads(capsys.readouterr().out)["sampler"] == "ode"
+    argv += ["--sampler", "pc"]
     assert main([*argv, "--steps", "25"]) == 0
     assert json.loads(capsys.readouterr().out)["nfe"] == 50
     assert main([*argv, "--steps", "5"]) == 2  # too few for VP's discretisation: a clear error
