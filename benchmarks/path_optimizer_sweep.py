@@ -1,11 +1,29 @@
-"""Path-level optimiser on MNIST d = 8 (issue 4): density weight λ against frame cleanliness and
-smoothness, on the first 200 of the navigator benchmark's pairs, T = 32, 100 Adam iterations.
-Needs the calibrated compass written by navigator_mnist.py.
+"""Path-level optimiser on MNIST d = 8 (issue 4): energy variants against frame cleanliness and
+smoothness, T = 32. Needs the calibrated compass written by navigator_mnist.py.
 
-    python benchmarks/path_optimizer_sweep.py 0 3 10 30
+Each positional argument is one variant: a bare number is λ (the first version's plain −λ·log q
+from SLERP, 100 iterations, as in RESULTS 6.4), otherwise comma-separated key=value settings:
+
+    w=λ  tau=P (hinge threshold: the P-th percentile of log q over encoded training images)
+    s=hinge width  mu=jump weight μ  p=jump power  it=iterations  lr=learning rate
+    decay=final lr fraction (cosine)  tol=convergence tolerance  init=slerp|density
+    g=cycle weight γ  kappa=P (cycle tolerance: the P-th percentile of ‖E(G(z)) − z‖² over
+    encoded training images)
+
+``--pairs dev`` (default) tunes on test pairs of different classes drawn with seed 1, minus every
+pair of the evaluation set; ``--pairs final`` runs the 1 000 seed-0 pairs of RESULTS 6.3
+(``--n`` of them). SLERP on the same pairs is the first row unless ``--no-slerp``.
+
+    cd benchmarks
+    python path_optimizer_sweep.py --threads 1 --n 200 30 g=300,w=30,mu=0.3,p=16 w=30,tau=5
+    python path_optimizer_sweep.py --threads 1 --pairs final --n 1000 g=300,w=30,mu=0.3,p=16
+    python path_optimizer_sweep.py --threads 1 --n 100 --diagnose
 """
 
-import sys
+from __future__ import annotations
+
+import argparse
+import json
 import time
 from pathlib import Path
 
@@ -18,39 +36,190 @@ from latentnav.data import load_mnist
 from latentnav.interpolation import interpolate
 from latentnav.latent_path import LatentPath
 from latentnav.metrics import ood_detector, reference_classifier
-from latentnav.path_optimizer import PathOptimizerConfig, optimize_paths
+from latentnav.navigator import Navigator, NavigatorConfig
+from latentnav.path_optimizer import (
+    PathOptimizerConfig,
+    cycle_error,
+    cycle_threshold,
+    log_q,
+    log_q_threshold,
+    optimize_paths,
+)
 
 OUT = Path(__file__).resolve().parent / "out"
+KEYS = {
+    "w": ("density_weight", float),
+    "s": ("hinge_width", float),
+    "mu": ("jump_weight", float),
+    "p": ("jump_power", float),
+    "it": ("iterations", int),
+    "lr": ("lr", float),
+    "decay": ("lr_decay", float),
+    "tol": ("tol", float),
+    "g": ("cycle_weight", float),
+}
 
-if __name__ == "__main__":
-    torch.set_num_threads(2)
-    aae = AAE.load(OUT / "aae_d8" / "aae.safetensors")
+
+def pair_set(labels: torch.Tensor, which: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Evaluation pairs (seed 0, those of RESULTS 6.3) or dev pairs (seed 1 minus those)."""
+    ea, eb = different_class_pairs(labels, 1000, 0)
+    if which == "final":
+        return ea[:n], eb[:n]
+    used = {(int(a), int(b)) for a, b in zip(ea, eb, strict=True)}
+    da, db = different_class_pairs(labels, 2 * n + 1000, 1)
+    keep = torch.tensor([(int(a), int(b)) not in used for a, b in zip(da, db, strict=True)])
+    return da[keep][:n], db[keep][:n]
+
+
+def parse(spec: str, percentile_to_tau, percentile_to_kappa) -> tuple[PathOptimizerConfig, str]:
+    """A variant spec → (config, init)."""
+    try:
+        return PathOptimizerConfig(density_weight=float(spec), iterations=100), "slerp"
+    except ValueError:
+        pass
+    kw, init = {}, "slerp"
+    for item in spec.split(","):
+        key, value = item.split("=")
+        if key == "tau":
+            kw["log_q_threshold"] = percentile_to_tau(float(value))
+        elif key == "kappa":
+            kw["cycle_threshold"] = percentile_to_kappa(float(value))
+        elif key == "init":
+            init = value
+        else:
+            name, cast = KEYS[key]
+            kw[name] = cast(value)
+    return PathOptimizerConfig(**kw), init
+
+
+@torch.no_grad()
+def diagnose(aae, compass, detector, path: torch.Tensor, train_images: torch.Tensor) -> None:
+    """Which energy term predicts an OOD frame? SLERP's interior points, binned."""
+    inner = path[:, 1:-1].reshape(-1, path.shape[-1])
+    frames = aae.decoder(inner)
+    flags = detector.flags(frames)["union"].double()
+    values = {
+        "log q": log_q(compass, aae.prior, inner),
+        "cycle error": cycle_error(aae.encoder, inner, frames),
+    }
+    ps = (5, 50, 90)
+    reference = {
+        "log q": torch.tensor([log_q_threshold(aae, compass, train_images, p) for p in ps]),
+        "cycle error": torch.tensor([cycle_threshold(aae, train_images, p) for p in ps]),
+    }
+    for name, v in values.items():
+        edges = torch.quantile(v.double(), torch.linspace(0, 1, 6, dtype=torch.float64))
+        rates = [
+            float(flags[(v >= lo) & (v <= hi)].mean())
+            for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+        ]
+        print(
+            f"{name}: training 5/50/90th percentiles {reference[name].numpy().round(3)}; "
+            f"SLERP interior quintile edges {edges.numpy().round(3)}; "
+            f"union OOD rate per quintile {[round(r, 3) for r in rates]}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("variants", nargs="*")
+    parser.add_argument("--pairs", choices=("dev", "final"), default="dev")
+    parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", help="write the rows here")
+    parser.add_argument("--no-slerp", action="store_true", help="leave out the SLERP row")
+    parser.add_argument(
+        "--diagnose",
+        action="store_true",
+        help="OOD rate of SLERP's interior frames by log q and by cycle error, then stop",
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    aae = AAE.load(OUT / "aae_d8" / "aae.safetensors").eval()
     compass = load_compass(OUT / "nav_d8_cal" / "compass.safetensors")
     train, test = load_mnist(MNIST, "train"), load_mnist(MNIST, "test")
-    ia, ib = different_class_pairs(test.labels, 1000, 0)
-    ia, ib = ia[:200], ib[:200]
+    ia, ib = pair_set(test.labels, args.pairs, args.n)
     with torch.no_grad():
         za, zb = aae.encode(test.images[ia]), aae.encode(test.images[ib])
     detector = ood_detector(
         reference_classifier(train.images, train.labels), train.images, test.images
     )
-    z = interpolate(za, zb, 32)
-    slerp = LatentPath(
-        z,
-        torch.full(z.shape[:2], 0.5),
-        torch.zeros(z.shape[:2], dtype=torch.int64),
-        torch.ones(z.shape[:2], dtype=torch.bool),
-    )
-    runs = {"slerp": lambda: slerp}
-    for w in map(float, sys.argv[1:]):
-        config = PathOptimizerConfig(density_weight=w, iterations=100)
-        runs[f"λ = {w:g}"] = lambda c=config: optimize_paths(aae, za, zb, compass, c)
+    taus: dict[float, float] = {}
+
+    def percentile_to_tau(p: float) -> float:
+        if p not in taus:
+            taus[p] = log_q_threshold(aae, compass, train.images, p)
+            print(f"τ = {p:g}th percentile of log q over encoded training images: {taus[p]:.3f}")
+        return taus[p]
+
+    kappas: dict[float, float] = {}
+
+    def percentile_to_kappa(p: float) -> float:
+        if p not in kappas:
+            kappas[p] = cycle_threshold(aae, train.images, p)
+            print(f"κ = {p:g}th percentile of the training cycle error: {kappas[p]:.4f}")
+        return kappas[p]
+
+    inits: dict[str, torch.Tensor] = {"slerp": interpolate(za, zb, 32)}
+
+    def initial(name: str) -> torch.Tensor:
+        if name not in inits:  # the stepwise density-compass navigator (RESULTS 6.3)
+            nav = Navigator(aae, NavigatorConfig(steps=32, compass="density"), compass=compass)
+            inits[name] = nav.path(za, zb).z
+        return inits[name]
+
+    def constant(z: torch.Tensor) -> LatentPath:
+        shape = z.shape[:2]
+        return LatentPath(
+            z,
+            torch.full(shape, 0.5),
+            torch.zeros(shape, dtype=torch.int64),
+            torch.ones(shape, dtype=torch.bool),
+        )
+
+    if args.diagnose:
+        diagnose(aae, compass, detector, inits["slerp"], train.images)
+        return
+    runs = {} if args.no_slerp else {"slerp": lambda: constant(inits["slerp"])}
+    for spec in args.variants:
+        config, init = parse(spec, percentile_to_tau, percentile_to_kappa)
+        if config.iterations == 0:
+            runs[spec] = lambda i=init: constant(initial(i))
+        else:
+            runs[spec] = lambda c=config, i=init: optimize_paths(
+                aae, za, zb, compass, c, init=initial(i)
+            )
+    rows = {}
+    print(f"{args.pairs} pairs: {len(za)}, threads {args.threads}")
     for name, run in runs.items():
         start = time.perf_counter()
-        report = run().report(aae, detector=detector)
+        path = run()
+        seconds = time.perf_counter() - start
+        report = path.report(aae, detector=detector)
+        with torch.no_grad():
+            inner = path.z[:, 1:-1].reshape(-1, path.z.shape[-1])
+            lq = log_q(compass, aae.prior, inner)
+        row = {
+            "union OOD": report.ood_rate["union"],
+            "step mean": report.step_mean,
+            "step max": report.step_max,
+            "≤1 class change": report.at_most_one_change,
+            "class changes": report.class_changes,
+            "length / SLERP": report.length_ratio,
+            "log q p5 (interior)": float(torch.quantile(lq.double(), 0.05)),
+            "seconds": seconds,
+        }
+        rows[name] = row
         print(
-            f"{name:8s} union OOD {report.ood_rate['union']:.4f}  step mean {report.step_mean:.3f}"
-            f"  step max {report.step_max:.3f}  ≤1 class change {report.at_most_one_change:.3f}"
-            f"  ({time.perf_counter() - start:.0f} s)",
+            f"{name:40s} union OOD {row['union OOD']:.4f}  step mean {row['step mean']:.3f}"
+            f"  step max {row['step max']:.3f}  ≤1 change {row['≤1 class change']:.3f}"
+            f"  changes {row['class changes']:.2f}  len {row['length / SLERP']:.2f}"
+            f"  ({seconds:.0f} s)",
             flush=True,
         )
+    if args.json:
+        Path(args.json).write_text(json.dumps({"pairs": args.pairs, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
