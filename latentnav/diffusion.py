@@ -207,18 +207,10 @@ def fit_diffusion(
         val = torch.utils.data.DataLoader(
             torch.utils.data.TensorDataset(val_latents.detach().cpu()), batch_size=4096
         )
-    logger = L.pytorch.loggers.CSVLogger(log_dir, name="", version="") if log_dir else False
-    trainer = L.Trainer(
-        max_epochs=epochs or c.epochs,
-        accelerator=accelerator,
-        devices=1,
-        logger=logger,
-        enable_checkpointing=False,
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        log_every_n_steps=10,
-        num_sanity_val_steps=0,
-        gradient_clip_val=c.grad_clip or None,
+    from latentnav.training import make_trainer
+
+    trainer = make_trainer(
+        epochs or c.epochs, accelerator, log_dir, progress, gradient_clip_val=c.grad_clip or None
     )
     trainer.fit(model, loader, val)
     model.eval()

@@ -22,7 +22,7 @@ from latentnav.checkpoint import atomic_path
 from latentnav.data import ImageData, ImageDataModule
 from latentnav.diffusion import DiffusionConfig, LatentDiffusion
 from latentnav.metrics.mmd import mmd2
-from latentnav.training import TrainConfig, fit_aae, reconstruction_loss
+from latentnav.training import TrainConfig, fit_aae, make_trainer, reconstruction_loss
 from latentnav.viz import discriminator_map, image_grid, image_grids, latent_scatter, save_figure
 
 __all__ = [
@@ -159,18 +159,24 @@ def training_figure(metrics_csv: Path) -> Figure | None:
     return fig
 
 
-def train_aae_run(config: RunConfig, progress: bool = True) -> tuple[AAE, dict[str, Any]]:
-    """Train an AAE on ``config.data`` and write every artefact into ``config.out_dir``."""
+def _setup(config: RunConfig) -> tuple[Path, ImageDataModule, AAEConfig]:
+    """Output folder, data module, and the model config with the data's image shape."""
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    seed = config.train.seed
     datamodule = ImageDataModule.from_spec(
-        config.data, batch_size=config.train.batch_size, seed=seed
+        config.data, batch_size=config.train.batch_size, seed=config.train.seed
     )
     datamodule.setup()
     model_config = config.model
     if model_config.image_shape != datamodule.image_shape:
         model_config = AAEConfig(**{**asdict(model_config), "image_shape": datamodule.image_shape})
+    return out, datamodule, model_config
+
+
+def train_aae_run(config: RunConfig, progress: bool = True) -> tuple[AAE, dict[str, Any]]:
+    """Train an AAE on ``config.data`` and write every artefact into ``config.out_dir``."""
+    out, datamodule, model_config = _setup(config)
+    seed = config.train.seed
     aae = build_aae(model_config, seed)
     start = time.perf_counter()
     fit_aae(aae, datamodule, config.train, config.accelerator, log_dir=str(out), progress=progress)
@@ -242,38 +248,18 @@ def score_training_figure(joint_csv: Path, finetune_csv: Path) -> Figure | None:
 def train_joint_run(config: JointRunConfig, progress: bool = True) -> tuple[Any, dict[str, Any]]:
     """Train AAE + latent diffusion (:mod:`latentnav.joint`) and write ``bundle.safetensors``,
     ``metrics.json``, the AAE figures, ``score_training.png`` and ``samples.png``."""
-    import lightning as L
-
     from latentnav.diffusion import fit_diffusion
     from latentnav.joint import JointTraining, default_diffusion_config, encode_dataset, save_bundle
 
-    out = Path(config.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out, datamodule, model_config = _setup(config)
     seed = config.train.seed
-    datamodule = ImageDataModule.from_spec(
-        config.data, batch_size=config.train.batch_size, seed=seed
-    )
-    datamodule.setup()
-    model_config = config.model
-    if model_config.image_shape != datamodule.image_shape:
-        model_config = AAEConfig(**{**asdict(model_config), "image_shape": datamodule.image_shape})
     aae = build_aae(model_config, seed)
     diffusion_config = config.diffusion or default_diffusion_config(model_config.latent_dim)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + 7)
         diffusion = LatentDiffusion(diffusion_config)
     start = time.perf_counter()
-    trainer = L.Trainer(
-        max_epochs=config.train.epochs,
-        accelerator=config.accelerator,
-        devices=1,
-        logger=L.pytorch.loggers.CSVLogger(str(out), name="", version=""),
-        enable_checkpointing=False,
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        log_every_n_steps=10,
-        num_sanity_val_steps=0,
-    )
+    trainer = make_trainer(config.train.epochs, config.accelerator, str(out), progress)
     trainer.fit(JointTraining(aae, diffusion, config.train), datamodule=datamodule)
     joint_wall = time.perf_counter() - start
     aae.eval()

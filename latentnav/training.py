@@ -24,6 +24,7 @@ __all__ = [
     "reconstruction_loss",
     "discriminator_loss",
     "r1_penalty",
+    "make_trainer",
 ]
 
 
@@ -187,10 +188,20 @@ def fit_aae(
 ) -> dict[str, float]:
     """Train ``aae`` in place with Lightning; returns the last logged metrics as floats."""
     config = config or TrainConfig()
-    module = AAETraining(aae, config)
+    trainer = make_trainer(config.epochs, accelerator, log_dir, progress)
+    trainer.fit(AAETraining(aae, config), datamodule=datamodule)
+    aae.eval()
+    return {k: float(v) for k, v in trainer.callback_metrics.items()}
+
+
+def make_trainer(
+    epochs: int, accelerator: str, log_dir: str | None, progress: bool, **kwargs
+) -> L.Trainer:
+    """The project's Lightning trainer: one device, CSV log in ``log_dir`` (none without it), no
+    checkpoints or sanity steps; ``kwargs`` go to :class:`lightning.Trainer`."""
     logger = L.pytorch.loggers.CSVLogger(log_dir, name="", version="") if log_dir else False
-    trainer = L.Trainer(
-        max_epochs=config.epochs,
+    return L.Trainer(
+        max_epochs=epochs,
         accelerator=accelerator,
         devices=1,
         logger=logger,
@@ -199,7 +210,5 @@ def fit_aae(
         enable_model_summary=False,
         log_every_n_steps=10,
         num_sanity_val_steps=0,
+        **kwargs,
     )
-    trainer.fit(module, datamodule=datamodule)
-    aae.eval()
-    return {k: float(v) for k, v in trainer.callback_metrics.items()}
