@@ -173,6 +173,20 @@ def _setup(config: RunConfig) -> tuple[Path, ImageDataModule, AAEConfig]:
     return out, datamodule, model_config
 
 
+def _run_metrics(config, aae, datamodule, model_config, wall: float) -> dict[str, Any]:
+    """metrics.json of a run: wall time, device, held-out figures, the configs."""
+    return {
+        "wall_time_s": wall,
+        "device": str(aae.device),
+        "test": evaluate_aae(aae, datamodule.test_data, seed=config.train.seed),
+        "config": {
+            "data": config.data,
+            "model": asdict(model_config),
+            "train": asdict(config.train),
+        },
+    }
+
+
 def train_aae_run(config: RunConfig, progress: bool = True) -> tuple[AAE, dict[str, Any]]:
     """Train an AAE on ``config.data`` and write every artefact into ``config.out_dir``."""
     out, datamodule, model_config = _setup(config)
@@ -182,16 +196,7 @@ def train_aae_run(config: RunConfig, progress: bool = True) -> tuple[AAE, dict[s
     fit_aae(aae, datamodule, config.train, config.accelerator, log_dir=str(out), progress=progress)
     wall = time.perf_counter() - start
     aae.save(out / "aae.safetensors")
-    metrics = {
-        "wall_time_s": wall,
-        "device": str(aae.device),
-        "test": evaluate_aae(aae, datamodule.test_data, seed=seed),
-        "config": {
-            "data": config.data,
-            "model": asdict(model_config),
-            "train": asdict(config.train),
-        },
-    }
+    metrics = _run_metrics(config, aae, datamodule, model_config, wall)
     with atomic_path(out / "metrics.json") as tmp:
         tmp.write_text(json.dumps(metrics, indent=2))
     aae_figures(aae, datamodule.test_data, out)
@@ -275,18 +280,9 @@ def train_joint_run(config: JointRunConfig, progress: bool = True) -> tuple[Any,
     )
     wall = time.perf_counter() - start
     save_bundle(out / "bundle.safetensors", aae, diffusion)
-    metrics = {
-        "wall_time_s": wall,
-        "joint_wall_time_s": joint_wall,
-        "device": str(aae.device),
-        "test": evaluate_aae(aae, datamodule.test_data, seed=seed),
-        "config": {
-            "data": config.data,
-            "model": asdict(model_config),
-            "train": asdict(config.train),
-            "diffusion": asdict(diffusion_config),
-        },
-    }
+    metrics = _run_metrics(config, aae, datamodule, model_config, wall)
+    metrics["joint_wall_time_s"] = joint_wall
+    metrics["config"]["diffusion"] = asdict(diffusion_config)
     with atomic_path(out / "metrics.json") as tmp:
         tmp.write_text(json.dumps(metrics, indent=2))
     aae_figures(aae, datamodule.test_data, out)

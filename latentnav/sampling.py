@@ -75,7 +75,7 @@ def ancestral_step(sde: SDE, score_fn: ScoreFn, z, t, dt: float, generator=None)
     score = score_fn(z, t)
     if isinstance(sde, VESDE):
         sigma = sde.sigma(t)
-        prev = torch.where(t - dt > 1e-12, sde.sigma(t - dt), 0.0)
+        prev = sde.previous_sigma(t, dt)
         var = sigma.square() - prev.square()
         z_mean = z + score * var[:, None]
         std = (prev.square() * var / sigma.square()).sqrt()

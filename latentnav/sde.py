@@ -122,9 +122,12 @@ class VESDE(SDE):
     def discretize(self, z, t, dt=None):
         """NCSN / SMLD: f = 0, G = √(σ(t)² − σ(t − Δt)²), with σ(t − Δt) := 0 when t − Δt ≤ 0."""
         dt = self.T / self.steps if dt is None else dt
-        sigma = self.sigma(t)
-        prev = torch.where(t - dt > 1e-12, self.sigma(t - dt), 0.0)
+        sigma, prev = self.sigma(t), self.previous_sigma(t, dt)
         return torch.zeros_like(z), (sigma.square() - prev.square()).clamp_min(0).sqrt()
+
+    def previous_sigma(self, t: torch.Tensor, dt: float) -> torch.Tensor:
+        """σ one step below t, 0 past the first level (NCSN's σ_{i−1}, σ_0 := 0): (B,)."""
+        return torch.where(t - dt > 1e-12, self.sigma(t - dt), 0.0)
 
     def noise_levels(self, n: int, eps: float = 0.0) -> torch.Tensor:
         """NCSN's geometric σ levels from σ_max down to σ_min, as times t_i: (n,)."""
