@@ -57,9 +57,6 @@ KEYS = {
     "decay": ("lr_decay", float),
     "tol": ("tol", float),
     "g": ("cycle_weight", float),
-    "a": ("energy_weight", float),
-    "rho": ("cap_weight", float),
-    "cap": ("step_cap", float),
 }
 
 

@@ -88,9 +88,6 @@ class PathOptimizerConfig:
     lr_decay: float = 1.0
     cycle_weight: float = 0.0
     cycle_threshold: float = 0.0
-    energy_weight: float = 1.0
-    cap_weight: float = 0.0
-    step_cap: float = 1.5
 
     def __post_init__(self) -> None:
         if not (isinstance(self.steps, int) and self.steps >= 2):
@@ -105,13 +102,9 @@ class PathOptimizerConfig:
             "jump_weight",
             "cycle_weight",
             "cycle_threshold",
-            "energy_weight",
-            "cap_weight",
         ):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
-        if not self.step_cap > 0:
-            raise ValueError(f"step_cap must be > 0, got {self.step_cap}")
         if not self.jump_power >= 2:
             raise ValueError(f"jump_power must be ≥ 2, got {self.jump_power}")
         if not 0 < self.lr_decay <= 1:
@@ -197,7 +190,6 @@ def path_energy(
     z: torch.Tensor,
     weight: float | PathOptimizerConfig,
     encoder: nn.Module | None = None,
-    caps: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """E per pair for full paths z: (B, T + 1, d) → (B,). ``weight``: λ alone (the first
     version's energy, smoothness − λ·Σ log q) or a full :class:`PathOptimizerConfig`;
@@ -209,12 +201,7 @@ def path_energy(
     images = decoder(z.reshape(b * n, d))  # (B·(T + 1), *image_shape)
     frames = images.reshape(b, n, -1)
     squared = frames.diff(dim=1).square().sum(2)  # (B, T)
-    energy = c.energy_weight * (n - 1) * squared.sum(1)
-    if c.cap_weight > 0:
-        if caps is None:
-            raise ValueError("cap_weight > 0 needs caps: (B,) largest allowed step per pair")
-        over = (squared.clamp_min(1e-12).sqrt() - caps[:, None]).clamp_min(0)
-        energy = energy + c.cap_weight * (n - 1) ** 2 * over.square().sum(1)
+    energy = (n - 1) * squared.sum(1)
     if c.jump_weight > 0:
         energy = energy + c.jump_weight * (n - 1) ** 2 * _jump_term(squared, c.jump_power)
     if c.density_weight > 0 and n > 2:
@@ -264,12 +251,6 @@ def optimize_paths(
         else:
             path = init.detach().to(z_a).clone()
             path[:, 0], path[:, -1] = z_a.detach(), z_b.detach()
-        caps = None
-        if c.cap_weight > 0:  # c · the largest step of the SLERP path, per pair
-            with torch.no_grad():
-                slerp = interpolate(z_a.detach(), z_b.detach(), c.steps, "slerp")
-                frames = aae.decoder(slerp.flatten(0, 1)).view(*slerp.shape[:2], -1)
-                caps = c.step_cap * frames.diff(dim=1).norm(dim=2).amax(1)
         inner = path[:, 1:-1].clone().requires_grad_(True)
         optimizer = torch.optim.Adam([inner], lr=c.lr)
         active = torch.ones(len(z_a), dtype=torch.bool, device=z_a.device)
@@ -280,7 +261,7 @@ def optimize_paths(
                 cosine = 0.5 * (1 + math.cos(math.pi * i / max(c.iterations - 1, 1)))
                 optimizer.param_groups[0]["lr"] = c.lr * (c.lr_decay + (1 - c.lr_decay) * cosine)
             full = torch.cat([path[:, :1], inner, path[:, -1:]], 1)
-            energy = path_energy(aae.decoder, compass, aae.prior, full, c, encoder, caps)
+            energy = path_energy(aae.decoder, compass, aae.prior, full, c, encoder)
             optimizer.zero_grad(set_to_none=True)
             energy.sum().backward()
             with torch.no_grad():  # A pair whose energy or gradient is not finite stops here.
