@@ -10,6 +10,10 @@ from SLERP, 100 iterations, as in RESULTS 6.4), otherwise comma-separated key=va
     g=cycle weight γ  kappa=P (cycle tolerance: the P-th percentile of ‖E(G(z)) − z‖² over
     encoded training images)
 
+``ode`` (or ``ode=t``) is the probability-flow-ODE interpolation of ``--bundle``'s latent diffusion
+model (to time t, default T, and back). ``--aae``/``--compass``/``--bundle`` default to the d = 8
+models of RESULTS 6.3 and 7; for d = 16 pass those of 6.6.
+
 ``--pairs dev`` (default) tunes on test pairs of different classes drawn with seed 1, minus every
 pair of the evaluation set; ``--pairs final`` runs the 1 000 seed-0 pairs of RESULTS 6.3
 (``--n`` of them). SLERP on the same pairs is the first row unless ``--no-slerp``.
@@ -18,6 +22,8 @@ pair of the evaluation set; ``--pairs final`` runs the 1 000 seed-0 pairs of RES
     python path_optimizer_sweep.py --threads 1 --n 200 30 g=300,w=30,mu=0.3,p=16 w=30,tau=5
     python path_optimizer_sweep.py --threads 1 --pairs final --n 1000 g=300,w=30,mu=0.3,p=16
     python path_optimizer_sweep.py --threads 1 --n 100 --diagnose
+    python path_optimizer_sweep.py --threads 1 --pairs final --n 1000 --no-slerp ode \
+        --bundle out/joint_d8_ft2/bundle.safetensors
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from latentnav.aae import AAE
 from latentnav.compass import load_compass
 from latentnav.data import load_mnist
 from latentnav.interpolation import interpolate
+from latentnav.joint import load_bundle
 from latentnav.latent_path import LatentPath
 from latentnav.metrics import ood_detector, reference_classifier
 from latentnav.navigator import Navigator, NavigatorConfig
@@ -126,6 +133,9 @@ def main() -> None:
     parser.add_argument("--pairs", choices=("dev", "final"), default="dev")
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--aae", default=str(OUT / "aae_d8" / "aae.safetensors"))
+    parser.add_argument("--compass", default=str(OUT / "nav_d8_cal" / "compass.safetensors"))
+    parser.add_argument("--bundle", default=str(OUT / "joint_d8_ft2" / "bundle.safetensors"))
     parser.add_argument("--json", help="write the rows here")
     parser.add_argument("--no-slerp", action="store_true", help="leave out the SLERP row")
     parser.add_argument(
@@ -135,8 +145,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    aae = AAE.load(OUT / "aae_d8" / "aae.safetensors").eval()
-    compass = load_compass(OUT / "nav_d8_cal" / "compass.safetensors")
+    aae = AAE.load(args.aae).eval()
+    compass = load_compass(args.compass)
     train, test = load_mnist(MNIST, "train"), load_mnist(MNIST, "test")
     ia, ib = pair_set(test.labels, args.pairs, args.n)
     with torch.no_grad():
@@ -181,7 +191,22 @@ def main() -> None:
         diagnose(aae, compass, detector, inits["slerp"], train.images)
         return
     runs = {} if args.no_slerp else {"slerp": lambda: constant(inits["slerp"])}
+
+    def ode(t: float | None) -> LatentPath:
+        bundle_aae, diffusion = load_bundle(args.bundle)
+        if not all(
+            torch.equal(a, b)
+            for a, b in zip(
+                bundle_aae.state_dict().values(), aae.state_dict().values(), strict=True
+            )
+        ):
+            raise SystemExit(f"{args.bundle}'s AAE is not {args.aae}")
+        return constant(diffusion.interpolate(za, zb, 32, t=t, rtol=1e-4, atol=1e-4))
+
     for spec in args.variants:
+        if spec.split("=")[0] == "ode":
+            runs[spec] = lambda t=(float(spec[4:]) if "=" in spec else None): ode(t)
+            continue
         config, init = parse(spec, percentile_to_tau, percentile_to_kappa)
         if config.iterations == 0:
             runs[spec] = lambda i=init: constant(initial(i))

@@ -19,7 +19,7 @@ from latentnav._checks import check_latents
 from latentnav.checkpoint import load_into, load_tensors, save_tensors
 from latentnav.likelihood import LikelihoodResult, log_likelihood
 from latentnav.losses import LOSSES, score_matching_loss
-from latentnav.sampling import SampleResult, sample
+from latentnav.sampling import SampleResult, probability_flow, sample
 from latentnav.score_net import ScoreNet, ScoreNetConfig
 from latentnav.sde import SDEConfig, make_sde
 
@@ -150,6 +150,45 @@ class LatentDiffusion(L.LightningModule):
             )  # fmt: skip
         finally:
             self.train(was_training)
+
+    @torch.no_grad()
+    def interpolate(
+        self,
+        z_a: torch.Tensor,
+        z_b: torch.Tensor,
+        steps: int = 32,
+        t: float | None = None,
+        method: str = "slerp",
+        ema: bool = True,
+        eps: float = 1e-3,
+        **ode,
+    ) -> torch.Tensor:
+        """Probability-flow-ODE interpolation (DESIGN.md §3, baselines; seed 000 §5.3): carry
+        z_a, z_b (B, d) from ``eps`` to time ``t`` (default T, the prior) with the ODE,
+        interpolate there (``method`` "slerp" or "lerp"), carry every point back to ``eps``.
+        → (B, steps + 1, d), endpoints exactly z_a, z_b. ``ode`` goes to
+        :func:`sampling.probability_flow` (rtol, atol, method)."""
+        from latentnav.interpolation import interpolate
+
+        check_latents(z_a, self.latent_dim, "z_a")
+        check_latents(z_b, self.latent_dim, "z_b")
+        if z_a.shape != z_b.shape:
+            raise ValueError(f"z_a and z_b must have the same shape, got {z_a.shape}, {z_b.shape}")
+        if not (isinstance(steps, int) and steps >= 1):
+            raise ValueError(f"steps must be an int ≥ 1, got {steps!r}")
+        t = self.sde.T if t is None else t
+        was_training = self.training
+        self.eval()
+        try:
+            fn = self.score_fn(ema)
+            ends = probability_flow(fn, self.sde, torch.cat([z_a, z_b]), eps, t, **ode).z
+            mid = interpolate(ends[: len(z_a)], ends[len(z_a) :], steps, method)
+            path = probability_flow(fn, self.sde, mid.flatten(0, 1), t, eps, **ode).z
+        finally:
+            self.train(was_training)
+        path = path.view(mid.shape).clone()
+        path[:, 0], path[:, -1] = z_a, z_b
+        return path
 
     @torch.no_grad()
     def sample_images(self, aae, n: int, batch_size: int = 10_000, **kwargs) -> torch.Tensor:

@@ -35,6 +35,7 @@ __all__ = [
     "pc_sample",
     "annealed_langevin_sample",
     "ode_sample",
+    "probability_flow",
     "sample",
     "SAMPLERS",
 ]
@@ -205,6 +206,47 @@ def annealed_langevin_sample(
     return SampleResult(z, nfe)
 
 
+def probability_flow(
+    score_fn: ScoreFn,
+    sde: SDE,
+    z: torch.Tensor,
+    t_from: float,
+    t_to: float,
+    rtol: float = 1e-5,
+    atol: float = 1e-5,
+    method: str = "dopri5",
+    steps: int | None = None,
+) -> SampleResult:
+    """z (B, d) at time ``t_from`` carried to ``t_to`` (either direction) by the probability-flow
+    ODE dz = [f − ½ g² s] dt (DESIGN.md §4) with torchdiffeq: adaptive ``method`` with
+    ``rtol``/``atol``, or a fixed-grid method such as "euler"/"rk4" with ``steps`` steps. The map
+    is a bijection: carrying forward then back returns z up to the solver's tolerance."""
+    from torchdiffeq import odeint
+
+    for name, t in (("t_from", t_from), ("t_to", t_to)):
+        if not 0 < t <= sde.T:
+            raise ValueError(f"{name} must be in (0, {sde.T}], got {t}")
+    rsde = sde.reverse(score_fn, probability_flow=True)
+    nfe = 0
+
+    def drift(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        nonlocal nfe
+        nfe += 1
+        return rsde.sde(x, t.expand(len(x)))[0]
+
+    if t_from == t_to:
+        return SampleResult(z.clone(), 0)
+    span = torch.tensor([t_from, t_to], device=z.device, dtype=z.dtype)
+    # Adaptive steps land on t_to exactly (step_t) instead of overshooting it, e.g. to t < ε,
+    # where the marginal std of VP / sub-VP is undefined.
+    options = {"step_t": span[1:]}
+    if steps is not None:
+        options = {"step_size": abs(t_to - t_from) / steps}
+    with torch.no_grad():
+        out = odeint(drift, z, span, rtol=rtol, atol=atol, method=method, options=options)
+    return SampleResult(out[-1], nfe)
+
+
 def ode_sample(
     score_fn: ScoreFn,
     sde: SDE,
@@ -219,29 +261,11 @@ def ode_sample(
     dtype: torch.dtype = torch.float32,
     z_T: torch.Tensor | None = None,
 ) -> SampleResult:
-    """Integrate the probability-flow ODE from T to ε with torchdiffeq (adaptive ``method`` with
-    ``rtol``/``atol``, or a fixed-grid method such as "euler"/"rk4" with ``steps`` steps)."""
-    from torchdiffeq import odeint
-
-    z = _start(sde, shape, z_T, generator, device, dtype)
-    rsde = sde.reverse(score_fn, probability_flow=True)
-    nfe = 0
-
-    def drift(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        nonlocal nfe
-        nfe += 1
-        return rsde.sde(x, t.expand(len(x)))[0]
-
-    span = torch.tensor([sde.T, eps], device=z.device, dtype=z.dtype)
-    # Adaptive steps land on ε exactly (step_t) instead of overshooting to t < ε, where the
-    # marginal std of VP / sub-VP is undefined.
-    options = {"step_t": span[1:]}
+    """The probability-flow ODE from T to ε (:func:`probability_flow`) from prior samples."""
     if steps is not None:
         _check(steps, eps, sde)
-        options = {"step_size": (sde.T - eps) / steps}
-    with torch.no_grad():
-        out = odeint(drift, z, span, rtol=rtol, atol=atol, method=method, options=options)
-    return SampleResult(out[-1], nfe)
+    z = _start(sde, shape, z_T, generator, device, dtype)
+    return probability_flow(score_fn, sde, z, sde.T, eps, rtol, atol, method, steps)
 
 
 def sample(

@@ -4,7 +4,7 @@ mode weights within ±3 %, per-mode means and variances; same seed, same samples
 import pytest
 import torch
 
-from latentnav.sampling import SAMPLERS, pc_sample, sample
+from latentnav.sampling import SAMPLERS, pc_sample, probability_flow, sample
 from latentnav.sde import VESDE, VPSDE, SubVPSDE
 
 WEIGHTS = torch.tensor([0.3, 0.7])
@@ -113,3 +113,30 @@ def test_bad_arguments():
         pc_sample(score, sde, (4, 2), predictor="heun")
     with pytest.raises(ValueError, match="ancestral sampling"):
         sample(mixture_score(SubVPSDE()), SubVPSDE(), (4, 2), "ancestral", steps=30)
+
+
+@pytest.mark.parametrize("sde", [VPSDE(), SubVPSDE(), VESDE(sigma_max=5.0)], ids=type)
+def test_probability_flow_is_the_gaussian_quantile_map(sde):
+    """For data N(μ, diag v) the flow from t0 to t1 is affine per dimension:
+    z_t1 − m1 μ = √(V1 / V0) (z_t0 − m0 μ), V = m² v + s² (marginals matched, order kept)."""
+    mean0, var0 = torch.tensor([1.0, -0.5]), torch.tensor([0.25, 2.0])
+
+    def score(z, t):
+        return sde.true_score_gaussian(z, t, mean0, var0)
+
+    z = torch.randn(64, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    for t0, t1 in ((1e-3, 1.0), (0.7, 0.05)):
+        (m0, s0), (m1, s1) = (
+            sde.marginal(torch.tensor([t], dtype=torch.float64)) for t in (t0, t1)
+        )
+        expected = m1 * mean0 + ((m1**2 * var0 + s1**2) / (m0**2 * var0 + s0**2)).sqrt() * (
+            z - m0 * mean0
+        )
+        out = probability_flow(score, sde, z, t0, t1, rtol=1e-8, atol=1e-8)
+        assert out.nfe > 0
+        torch.testing.assert_close(out.z, expected, rtol=1e-5, atol=1e-5)
+        back = probability_flow(score, sde, out.z, t1, t0, rtol=1e-8, atol=1e-8).z
+        torch.testing.assert_close(back, z, rtol=1e-5, atol=1e-5)
+    assert torch.equal(probability_flow(score, sde, z, 0.5, 0.5).z, z)
+    with pytest.raises(ValueError, match="t_to must be in"):
+        probability_flow(score, sde, z, 0.5, 0.0)
