@@ -8,14 +8,11 @@ import sys
 import time
 
 import torch
-from evaluation_baselines import MNIST
-from path_optimizer_sweep import OUT, pair_set
+from path_optimizer_sweep import OUT
+from probe_common import setup
 
-from latentnav.aae import AAE
-from latentnav.compass import load_compass
-from latentnav.data import load_mnist
 from latentnav.interpolation import interpolate
-from latentnav.metrics import PathReport, ood_detector, reference_classifier
+from latentnav.metrics import PathReport
 from latentnav.path_optimizer import (
     PathOptimizerConfig,
     cycle_error,
@@ -28,13 +25,7 @@ n = int(sys.argv[2])
 which = sys.argv[3]
 ws = [float(w) for w in sys.argv[4].split(":")]
 extra = dict(kv.split("=") for kv in sys.argv[5:])
-aae = AAE.load(OUT / "aae_d8" / "aae.safetensors").eval()
-compass = load_compass(OUT / "nav_d8_cal" / "compass.safetensors")
-train, test = load_mnist(MNIST, "train"), load_mnist(MNIST, "test")
-ia, ib = pair_set(test.labels, which, n)
-with torch.no_grad():
-    za, zb = aae.encode(test.images[ia]), aae.encode(test.images[ib])
-det = ood_detector(reference_classifier(train.images, train.labels), train.images, test.images)
+aae, compass, train, test, za, zb, det = setup(which, n)
 rungs = {"slerp": interpolate(za, zb, 32)}
 for w in ws:
     cfg = PathOptimizerConfig(

@@ -14,26 +14,15 @@ import time
 import numpy as np
 import scipy.sparse as sp
 import torch
-from evaluation_baselines import MNIST
-from path_optimizer_sweep import OUT, pair_set
+from probe_common import setup, show
 from scipy.sparse.csgraph import dijkstra
 
-from latentnav.aae import AAE
-from latentnav.compass import encode_all, load_compass
-from latentnav.data import load_mnist
-from latentnav.latent_path import LatentPath
-from latentnav.metrics import ood_detector, reference_classifier
+from latentnav.compass import encode_all
 from latentnav.path_optimizer import PathOptimizerConfig, optimize_paths
 
 torch.set_num_threads(int(sys.argv[1]) if len(sys.argv) > 1 else 2)
 N_PAIRS = int(sys.argv[2]) if len(sys.argv) > 2 else 100
-aae = AAE.load(OUT / "aae_d8" / "aae.safetensors").eval()
-compass = load_compass(OUT / "nav_d8_cal" / "compass.safetensors")
-train, test = load_mnist(MNIST, "train"), load_mnist(MNIST, "test")
-ia, ib = pair_set(test.labels, "dev", N_PAIRS)
-with torch.no_grad():
-    za, zb = aae.encode(test.images[ia]), aae.encode(test.images[ib])
-detector = ood_detector(reference_classifier(train.images, train.labels), train.images, test.images)
+aae, compass, train, test, za, zb, detector = setup("dev", N_PAIRS)
 
 t0 = time.perf_counter()
 bank = encode_all(aae, train.images)
@@ -126,31 +115,11 @@ def run(k: int, power: float, space: str):
     return out
 
 
-def constant(z):
-    shape = z.shape[:2]
-    return LatentPath(
-        z,
-        torch.full(shape, 0.5),
-        torch.zeros(shape, dtype=torch.int64),
-        torch.ones(shape, dtype=torch.bool),
-    )
-
-
-def show(name, path):
-    r = path.report(aae, detector=detector)
-    print(
-        f"{name:40s} union OOD {r.ood_rate['union']:.4f} step mean {r.step_mean:.3f} step max "
-        f"{r.step_max:.3f} ≤1 change {r.at_most_one_change:.3f} changes {r.class_changes:.2f} "
-        f"len {r.length_ratio:.2f}",
-        flush=True,
-    )
-
-
 for spec in sys.argv[3:]:
     parts = spec.split(",")
     k, power, space = int(parts[0]), float(parts[1]), parts[2]
     z = run(k, power, space)
-    show(spec, constant(z))
+    show(spec, z, aae, detector)
     for extra in parts[3:]:
         key, val = extra.split("=")
         if key == "opt":
@@ -158,4 +127,9 @@ for spec in sys.argv[3:]:
             cfg = PathOptimizerConfig(
                 density_weight=w, jump_weight=mu, jump_power=16, cycle_weight=g
             )
-            show(spec + " +opt " + val, optimize_paths(aae, za, zb, compass, cfg, init=z))
+            show(
+                f"{spec} +opt {val}",
+                optimize_paths(aae, za, zb, compass, cfg, init=z),
+                aae,
+                detector,
+            )

@@ -11,20 +11,19 @@ import time
 import torch
 from evaluation_baselines import MNIST
 from path_optimizer_sweep import OUT, pair_set
-from torchdiffeq import odeint
+from probe_common import show
 
 from latentnav.data import load_mnist
 from latentnav.interpolation import interpolate
 from latentnav.joint import load_bundle
-from latentnav.latent_path import LatentPath
 from latentnav.metrics import ood_detector, reference_classifier
+from latentnav.sampling import probability_flow
 
 torch.set_num_threads(int(sys.argv[1]))
 n = int(sys.argv[2])
 which = sys.argv[3]
 aae, diff = load_bundle(OUT / sys.argv[4] / "bundle.safetensors")
 sde = diff.sde
-rsde = sde.reverse(diff.score_fn(True), probability_flow=True)
 train, test = load_mnist(MNIST, "train"), load_mnist(MNIST, "test")
 ia, ib = pair_set(test.labels, which, n)
 with torch.no_grad():
@@ -34,30 +33,7 @@ EPS = 1e-3
 
 
 def flow(z, t0, t1):
-    def f(t, x):
-        return rsde.sde(x, t.expand(len(x)))[0]
-
-    span = torch.tensor([t0, t1])
-    with torch.no_grad():
-        return odeint(
-            f, z, span, rtol=1e-4, atol=1e-4, method="dopri5", options={"step_t": span[1:]}
-        )[-1]
-
-
-def show(name, z):
-    z = z.clone()
-    z[:, 0], z[:, -1] = za, zb
-    s = z.shape[:2]
-    p = LatentPath(
-        z, torch.full(s, 0.5), torch.zeros(s, dtype=torch.int64), torch.ones(s, dtype=torch.bool)
-    )
-    r = p.report(aae, detector=det)
-    print(
-        f"{name:32s} union OOD {r.ood_rate['union']:.4f} step mean {r.step_mean:.3f} "
-        f"step max {r.step_max:.3f} "
-        f"≤1 {r.at_most_one_change:.3f} changes {r.class_changes:.2f} len {r.length_ratio:.2f}",
-        flush=True,
-    )
+    return probability_flow(diff.score_fn(True), sde, z, t0, t1, rtol=1e-4, atol=1e-4).z
 
 
 print("sde", type(sde).__name__, "T", sde.T)
@@ -80,5 +56,6 @@ for spec in sys.argv[5:]:
         m, s = sde.marginal(torch.tensor([t0]))
         zt = m * base + s * noise
         z = flow(zt.flatten(0, 1), t0, EPS).view(base.shape)
-    show(spec, z)
+    z[:, 0], z[:, -1] = za, zb
+    show(spec, z, aae, det)
     print(f"   {time.perf_counter() - t:.0f} s")

@@ -10,13 +10,9 @@ import sys
 import time
 
 import torch
-from evaluation_baselines import MNIST
-from path_optimizer_sweep import OUT, pair_set
+from probe_common import setup
 
-from latentnav.aae import AAE
-from latentnav.compass import encode_all, load_compass
-from latentnav.data import load_mnist
-from latentnav.metrics import ood_detector, reference_classifier
+from latentnav.compass import encode_all
 from latentnav.path_optimizer import PathOptimizerConfig, optimize_paths
 
 
@@ -76,13 +72,7 @@ class ModeCompass(torch.nn.Module):
 torch.set_num_threads(int(sys.argv[1]))
 n = int(sys.argv[2])
 which = sys.argv[3]
-aae = AAE.load(OUT / "aae_d8" / "aae.safetensors").eval()
-compass = load_compass(OUT / "nav_d8_cal" / "compass.safetensors")
-train, test = load_mnist(MNIST, "train"), load_mnist(MNIST, "test")
-ia, ib = pair_set(test.labels, which, n)
-with torch.no_grad():
-    za, zb = aae.encode(test.images[ia]), aae.encode(test.images[ib])
-det = ood_detector(reference_classifier(train.images, train.labels), train.images, test.images)
+aae, compass, train, test, za, zb, det = setup(which, n)
 bank = encode_all(aae, train.images)
 gmms = {}
 for spec in sys.argv[4:]:
