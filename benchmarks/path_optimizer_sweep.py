@@ -8,7 +8,8 @@ from SLERP, 100 iterations, as in RESULTS 6.4), otherwise comma-separated key=va
     s=hinge width  mu=jump weight μ  p=jump power  it=iterations  lr=learning rate
     decay=final lr fraction (cosine)  tol=convergence tolerance  init=slerp|density
     g=cycle weight γ  kappa=P (cycle tolerance: the P-th percentile of ‖E(G(z)) − z‖² over
-    encoded training images)
+    encoded training images)  nu=class weight ν (fits a latent classifier on the training
+    labels, seed 0, and uses it: the class term of latentnav.path_optimizer)
 
 ``ode`` (or ``ode=t``) is the probability-flow-ODE interpolation of ``--bundle``'s latent diffusion
 model (to time t, default T, and back). ``--aae``/``--compass``/``--bundle`` default to the d = 8
@@ -41,6 +42,7 @@ from latentnav.compass import load_compass
 from latentnav.data import load_mnist
 from latentnav.interpolation import interpolate
 from latentnav.joint import load_bundle
+from latentnav.latent_classifier import fit_latent_classifier
 from latentnav.latent_path import LatentPath
 from latentnav.metrics import ood_detector, reference_classifier
 from latentnav.navigator import Navigator, NavigatorConfig
@@ -64,6 +66,7 @@ KEYS = {
     "decay": ("lr_decay", float),
     "tol": ("tol", float),
     "g": ("cycle_weight", float),
+    "nu": ("class_weight", float),
 }
 
 
@@ -203,6 +206,21 @@ def main() -> None:
             raise SystemExit(f"{args.bundle}'s AAE is not {args.aae}")
         return constant(diffusion.interpolate(za, zb, 32, t=t, rtol=1e-4, atol=1e-4))
 
+    classifiers: list[torch.nn.Module] = []
+
+    def classifier() -> torch.nn.Module:
+        if not classifiers:
+            start = time.perf_counter()
+            fitted, report = fit_latent_classifier(
+                aae, train.images, train.labels, (test.images, test.labels)
+            )
+            print(
+                f"latent classifier: test accuracy {report['validation_accuracy']:.4f} "
+                f"({time.perf_counter() - start:.0f} s)"
+            )
+            classifiers.append(fitted)
+        return classifiers[0]
+
     for spec in args.variants:
         if spec.split("=")[0] == "ode":
             runs[spec] = lambda t=(float(spec[4:]) if "=" in spec else None): ode(t)
@@ -212,7 +230,13 @@ def main() -> None:
             runs[spec] = lambda i=init: constant(initial(i))
         else:
             runs[spec] = lambda c=config, i=init: optimize_paths(
-                aae, za, zb, compass, c, init=initial(i)
+                aae,
+                za,
+                zb,
+                compass,
+                c,
+                init=initial(i),
+                classifier=classifier() if c.class_weight > 0 else None,
             )
     rows = {}
     print(f"{args.pairs} pairs: {len(za)}, threads {args.threads}")

@@ -3,6 +3,7 @@ r the responsibilities of a K-component Gaussian mixture fitted by EM to encoded
 and m_j = max(r_j(z_a), r_j(z_b)): stay in the endpoints' modes (passed in through the compass).
 
     cd benchmarks && python probe_endpoint_modes.py 1 200 dev 20:10 20:30   (K:β ...)
+    cd benchmarks && python probe_endpoint_modes.py 1 10 dev 10:purity 20:purity 50:purity
 """
 
 import math
@@ -78,11 +79,17 @@ gmms = {}
 for spec in sys.argv[4:]:
     k, beta = spec.split(":")
     k = int(k)
-    beta = float(beta)
     if k not in gmms:
         t = time.perf_counter()
         gmms[k] = fit_gmm(bank, k)
         print(f"gmm {k}: {time.perf_counter() - t:.0f} s", flush=True)
+    if beta == "purity":  # share of training images in their component's majority class
+        with torch.no_grad():
+            a, y = resp(bank, gmms[k]).argmax(1), train.labels.long()
+        top = sum(int(torch.bincount(y[a == j]).max()) for j in range(k) if (a == j).any())
+        print(f"K={k}: label purity {top / len(y):.3f}", flush=True)
+        continue
+    beta = float(beta)
     with torch.no_grad():
         m = torch.maximum(resp(za, gmms[k]), resp(zb, gmms[k]))
     cfg = PathOptimizerConfig(density_weight=30, jump_weight=0.3, jump_power=16, cycle_weight=300)

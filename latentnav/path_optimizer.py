@@ -7,6 +7,7 @@ log q(z) = log p(z) − ℓ(z) (DESIGN.md §2; ℓ from a calibrated compass), t
                     + μ · T² · (Σ_k Δ_k^p)^{2/p}                      (largest jump, soft max)
                     + λ · Σ_{k=1}^{T−1} h(log q(z_k))                 (density)
                     + γ · Σ_{k=1}^{T−1} max(‖E(G(z_k)) − z_k‖² − κ, 0)  (autoencoder cycle)
+                    + ν · Σ_{k=1}^{T−1} −log(p(ŷ_0 | z_k) + p(ŷ_T | z_k))  (classes, optional)
 
     h(u) = −u                                   when no threshold τ is given (the first version),
     h(u) = s · softplus((τ − u) / s)            a hinge: ≈ τ − u below τ, ≈ 0 above it
@@ -23,6 +24,10 @@ interior frame to be (nearly) a fixed point of the autoencoder's own encoder–d
 smears that the decoder produces between data are re-encoded elsewhere, frames of the learned
 manifold are not (κ ≥ 0 a tolerance, e.g. a percentile of the same error over encoded training
 images, :func:`cycle_threshold`). It uses the AAE only, not the evaluation's classifier.
+The fifth needs labelled data once: p(y | z) is a latent classifier
+(:func:`latentnav.latent_classifier.fit_latent_classifier`) and ŷ_0, ŷ_T its predictions at the
+endpoints (one term when they agree); it keeps every frame in one of the endpoints' classes, so
+cleaned frames do not pass through a third class's mode.
 
 Endpoints stay exact. Initialised from SLERP (or any given path, e.g. a navigator's), Adam with an
 optional cosine learning-rate decay and a per-pair convergence mask: a pair stops once its energy
@@ -73,6 +78,7 @@ class PathOptimizerConfig:
     lr_decay: the learning rate follows a cosine from lr down to lr · lr_decay (1: constant).
     cycle_weight: γ ≥ 0, weight of the autoencoder-cycle term (needs the encoder).
     cycle_threshold: κ ≥ 0, squared latent cycle error tolerated without cost.
+    class_weight: ν ≥ 0, weight of the class term (needs a latent classifier).
     """
 
     steps: int = 32
@@ -88,6 +94,7 @@ class PathOptimizerConfig:
     lr_decay: float = 1.0
     cycle_weight: float = 0.0
     cycle_threshold: float = 0.0
+    class_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if not (isinstance(self.steps, int) and self.steps >= 2):
@@ -102,6 +109,7 @@ class PathOptimizerConfig:
             "jump_weight",
             "cycle_weight",
             "cycle_threshold",
+            "class_weight",
         ):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
@@ -175,6 +183,17 @@ def _density_term(
     return (c.hinge_width * F.softplus(below / c.hinge_width)).sum(1)
 
 
+def _class_term(classifier: nn.Module, z: torch.Tensor) -> torch.Tensor:
+    """Σ_k −log(p(ŷ_0 | z_k) + p(ŷ_T | z_k)) over interior points, ŷ the argmax at the endpoints
+    (one term when they agree): z (B, T + 1, d) → (B,)."""
+    b, n, d = z.shape
+    logp = classifier(z.reshape(b * n, d)).log_softmax(-1).view(b, n, -1)
+    ends = logp[:, [0, -1]].detach().argmax(-1)  # (B, 2)
+    picked = logp[:, 1:-1].gather(2, ends[:, None, :].expand(-1, n - 2, -1))  # (B, T − 1, 2)
+    same = (ends[:, 0] == ends[:, 1])[:, None]
+    return -torch.where(same, picked[..., 0], picked.logsumexp(-1)).sum(1)
+
+
 def _jump_term(squared_steps: torch.Tensor, power: float) -> torch.Tensor:
     """(Σ_k Δ_k^p)^{2/p} from squared steps (B, T) → (B,), scaled by the largest step for range."""
     top = squared_steps.detach().amax(1, keepdim=True).clamp_min(1e-12)
@@ -190,10 +209,12 @@ def path_energy(
     z: torch.Tensor,
     weight: float | PathOptimizerConfig,
     encoder: nn.Module | None = None,
+    classifier: nn.Module | None = None,
 ) -> torch.Tensor:
     """E per pair for full paths z: (B, T + 1, d) → (B,). ``weight``: λ alone (the first
     version's energy, smoothness − λ·Σ log q) or a full :class:`PathOptimizerConfig`;
-    ``encoder`` is needed when the config's cycle weight is > 0."""
+    ``encoder`` is needed when the config's cycle weight is > 0, ``classifier`` (z (N, d) →
+    logits (N, C)) when its class weight is."""
     c = weight if isinstance(weight, PathOptimizerConfig) else None
     if c is None:
         c = PathOptimizerConfig(steps=max(z.shape[1] - 1, 2), density_weight=float(weight))
@@ -212,6 +233,10 @@ def path_energy(
         inner = images.view(b, n, *images.shape[1:])[:, 1:-1].flatten(0, 1)
         error = cycle_error(encoder, z[:, 1:-1].reshape(-1, d), inner).view(b, n - 2)
         energy = energy + c.cycle_weight * (error - c.cycle_threshold).clamp_min(0).sum(1)
+    if c.class_weight > 0 and n > 2:
+        if classifier is None:
+            raise ValueError("class_weight > 0 needs a latent classifier")
+        energy = energy + c.class_weight * _class_term(classifier, z)
     return energy
 
 
@@ -223,10 +248,12 @@ def optimize_paths(
     config: PathOptimizerConfig | None = None,
     progress: bool = False,
     init: torch.Tensor | None = None,
+    classifier: nn.Module | None = None,
 ) -> LatentPath:
     """z_a, z_b: (B, d) → :class:`LatentPath` (B, T + 1, d); ``corrections`` holds, at every
     interior point, the number of iterations its pair was optimised for. ``init`` (B, T + 1, d):
-    the starting path (default SLERP); its endpoints are replaced by z_a, z_b."""
+    the starting path (default SLERP); its endpoints are replaced by z_a, z_b. ``classifier``:
+    a latent classifier z (N, d) → logits (N, C), needed when ``config.class_weight`` > 0."""
     c = config or PathOptimizerConfig()
     if z_a.shape != z_b.shape or z_a.ndim != 2:
         raise ValueError(
@@ -241,7 +268,12 @@ def optimize_paths(
     encoder = getattr(aae, "encoder", None) if c.cycle_weight > 0 else None
     if c.cycle_weight > 0 and encoder is None:
         raise ValueError("cycle_weight > 0 needs an AAE with an encoder")
-    modules = [aae.decoder, compass] + ([encoder] if encoder is not None else [])
+    if c.class_weight > 0 and classifier is None:
+        raise ValueError(
+            "class_weight > 0 needs a classifier: latent_classifier.fit_latent_classifier"
+        )
+    classifier = classifier if c.class_weight > 0 else None
+    modules = [aae.decoder, compass] + [m for m in (encoder, classifier) if m is not None]
     states = [(m, m.training, [p.requires_grad for p in m.parameters()]) for m in modules]
     for m in modules:
         m.eval().requires_grad_(False)
@@ -261,7 +293,7 @@ def optimize_paths(
                 cosine = 0.5 * (1 + math.cos(math.pi * i / max(c.iterations - 1, 1)))
                 optimizer.param_groups[0]["lr"] = c.lr * (c.lr_decay + (1 - c.lr_decay) * cosine)
             full = torch.cat([path[:, :1], inner, path[:, -1:]], 1)
-            energy = path_energy(aae.decoder, compass, aae.prior, full, c, encoder)
+            energy = path_energy(aae.decoder, compass, aae.prior, full, c, encoder, classifier)
             optimizer.zero_grad(set_to_none=True)
             energy.sum().backward()
             with torch.no_grad():  # A pair whose energy or gradient is not finite stops here.

@@ -1,6 +1,7 @@
 """Path-level optimiser: known answers on a linear decoder and a quadratic compass."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -236,3 +237,68 @@ def test_cpu_and_cuda_agree():
     cpu = optimize_paths(aae, a, b, Zero(), config)
     gpu = optimize_paths(aae.cuda(), a.cuda(), b.cuda(), Zero(), config)
     torch.testing.assert_close(gpu.z.cpu(), cpu.z, atol=1e-3, rtol=0)
+
+
+class BallClassifier(nn.Module):
+    """Three classes in 3-D: 0 to the left (x < 0), 1 to the right, 2 in the unit ball."""
+
+    def forward(self, z):
+        return torch.stack([-3 * z[:, 0], 3 * z[:, 0], 8 - 8 * z.square().sum(1)], 1)
+
+
+def crossing_pairs():
+    g = torch.Generator().manual_seed(0)
+    offsets = 0.2 * torch.randn(4, 2, 2, generator=g)
+    a = torch.cat([torch.full((4, 1), -2.5), offsets[:, 0]], 1)
+    b = torch.cat([torch.full((4, 1), 2.5), offsets[:, 1]], 1)
+    return a, b
+
+
+def test_class_term_known_value_and_zero_weight_ignores_the_classifier():
+    aae, classifier = LinearAAE(), BallClassifier()
+    z = torch.tensor([[[-2.0, 0, 0], [0.0, 0, 0], [0.5, 1, 0], [2.0, 0, 0]]])  # ŷ = 0 … 1
+    base = PathOptimizerConfig(steps=3, density_weight=0.0)
+    plain = path_energy(aae.decoder, Zero(), aae.prior, z, base)
+    weighted = path_energy(
+        aae.decoder, Zero(), aae.prior, z, replace(base, class_weight=2.0), classifier=classifier
+    )
+    p = classifier(z[0, 1:-1]).softmax(-1)
+    torch.testing.assert_close(weighted - plain, -2.0 * (p[:, 0] + p[:, 1]).log().sum()[None])
+    same = z.clone()
+    same[0, -1] = torch.tensor([-2.0, 0.5, 0])  # both endpoints class 0: one term only
+    weighted = path_energy(
+        aae.decoder, Zero(), aae.prior, same, replace(base, class_weight=2.0), classifier=classifier
+    )
+    plain = path_energy(aae.decoder, Zero(), aae.prior, same, base)
+    torch.testing.assert_close(weighted - plain, -2.0 * p[:, 0].log().sum()[None])
+    a, b = crossing_pairs()
+    config = PathOptimizerConfig(steps=8, density_weight=0.0, iterations=20)
+    without = optimize_paths(aae, a, b, Zero(), config)
+    ignored = optimize_paths(aae, a, b, Zero(), config, classifier=classifier)
+    assert torch.equal(without.z, ignored.z)
+
+
+def test_class_term_steers_frames_around_a_third_class():
+    aae, classifier, (a, b) = LinearAAE(), BallClassifier(), crossing_pairs()
+    straight = interpolate(a, b, 8, "lerp")
+    config = PathOptimizerConfig(steps=8, density_weight=0.0, iterations=300, tol=1e-9)
+
+    def third_class_frames(path):
+        return (classifier(path[:, 1:-1].reshape(-1, 3)).argmax(1) == 2).view(4, -1).sum(1)
+
+    assert (third_class_frames(straight) >= 1).all()
+    smooth = optimize_paths(aae, a, b, Zero(), config, init=straight)
+    assert (third_class_frames(smooth.z) >= 1).all()  # smoothness alone keeps the straight line
+    steered = optimize_paths(
+        aae, a, b, Zero(), replace(config, class_weight=3.0), init=straight, classifier=classifier
+    )
+    assert (third_class_frames(steered.z) == 0).all()
+    assert torch.equal(steered.z[:, 0], a) and torch.equal(steered.z[:, -1], b)
+
+
+def test_class_weight_needs_a_classifier():
+    aae, (a, b) = LinearAAE(), endpoints()
+    with pytest.raises(ValueError, match="class_weight"):
+        PathOptimizerConfig(class_weight=-1.0)
+    with pytest.raises(ValueError, match="needs a classifier"):
+        optimize_paths(aae, a, b, Zero(), PathOptimizerConfig(class_weight=1.0))
