@@ -5,6 +5,7 @@ import torch
 from test_compass import identity_aae
 
 from latentnav.checkpoint import CheckpointError
+from latentnav.compass import load_compass
 from latentnav.latent_classifier import (
     LatentClassifierConfig,
     fit_latent_classifier,
@@ -41,8 +42,6 @@ def test_fitted_posterior_matches_the_bayes_posterior(tmp_path):
     loaded = load_latent_classifier(save_latent_classifier(classifier, tmp_path / "c.safetensors"))
     assert torch.equal(loaded(z), classifier(z))
     with pytest.raises(CheckpointError, match="latent_classifier"):
-        from latentnav.compass import load_compass
-
         load_compass(tmp_path / "c.safetensors")
 
 
