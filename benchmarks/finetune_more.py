@@ -17,8 +17,8 @@ import torch
 from evaluation_baselines import MNIST
 
 from latentnav.data import ImageDataModule
-from latentnav.diffusion import fit_diffusion
 from latentnav.joint import encode_dataset, load_bundle, save_bundle
+from latentnav.training import fit_diffusion
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from latentnav.aae import AAEConfig
+from latentnav.sampling import SAMPLERS
 from latentnav.training import TrainConfig
 
 __all__ = ["main", "build_parser"]
@@ -27,6 +28,17 @@ def _widths(text: str) -> tuple[int, ...]:
     if not widths or min(widths) < 1:
         raise argparse.ArgumentTypeError(f"layer widths must be ≥ 1: {text!r}")
     return widths
+
+
+def _option(text: str) -> tuple[str, object]:
+    """KEY=VALUE with VALUE read as JSON when it parses (numbers, true/false), else a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
 
 
 def _positive_int(text: str) -> int:
@@ -168,17 +180,25 @@ def build_parser() -> argparse.ArgumentParser:
     smp.add_argument("-n", type=_positive_int, default=64, help="samples (default: %(default)s)")
     smp.add_argument(
         "--sampler",
-        choices=("pc", "em", "reverse_diffusion", "ancestral", "ode", "langevin", "prior"),
+        choices=(*SAMPLERS, "prior"),
         default="ode",
         help="'prior' decodes z ~ p(z) instead, for comparison (default: %(default)s)",
     )
     smp.add_argument(
         "--steps",
         type=_positive_int,
-        default=1000,
-        help="steps of the SDE samplers (the ODE is adaptive) (default: %(default)s)",
+        default=None,
+        help="steps of the time grid (default: the sampler's own; 1000 for the SDE samplers, "
+        "the adaptive ODE reports only its end point)",
     )
-    smp.add_argument("--snr", type=float, default=0.16, help="PC corrector signal-to-noise ratio")
+    smp.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        type=_option,
+        metavar="KEY=VALUE",
+        help="a sampler option, e.g. snr=0.2 or corrector_steps=2 or rtol=1e-3 (repeatable)",
+    )
     smp.add_argument("--seed", type=int, default=0)
     smp.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
     smp.add_argument("--out", default="samples", help="output folder (default: %(default)s)")
@@ -214,10 +234,13 @@ def _sample(args: argparse.Namespace) -> dict:
         g = torch.Generator(args.device).manual_seed(args.seed)
         z, nfe = aae.prior.sample(args.n, generator=g), 0
     else:
-        kwargs = {"snr": args.snr} if args.sampler == "pc" else {}
-        if args.sampler in ("pc", "em", "reverse_diffusion", "ancestral"):
-            kwargs["steps"] = args.steps
-        result = diffusion.sample(args.n, args.sampler, seed=args.seed, **kwargs)
+        options = dict(args.option)
+        try:
+            result = diffusion.sample(
+                args.n, args.sampler, seed=args.seed, steps=args.steps, **options
+            )
+        except TypeError as err:  # an option the sampler does not take
+            raise ValueError(f"--option: {err}") from err
         z, nfe = result.z, result.nfe
     with torch.no_grad():
         images = aae.decode(z).cpu()

@@ -1,6 +1,7 @@
 """Latent diffusion model: a score network over AAE latents with its SDE, loss, EMA weights,
-samplers and likelihood (DESIGN.md §4). Training on a fixed set of latents is a LightningModule;
-joint training with the AAE lives in :mod:`latentnav.joint`.
+samplers and likelihood (DESIGN.md §4), as a plain ``nn.Module``. Its Lightning training lives
+next to the AAE's (:class:`latentnav.training.DiffusionTraining`, :func:`fit_diffusion`); joint
+training with the AAE in :mod:`latentnav.joint`.
 
 Shapes: latents ``z: (B, d)``; labels ``y: (B,)`` when the score network is class-conditional.
 """
@@ -12,18 +13,18 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import lightning as L
 import torch
+from torch import nn
 
 from latentnav._checks import check_latents
 from latentnav.checkpoint import load_into, load_tensors, save_tensors
 from latentnav.likelihood import LikelihoodResult, log_likelihood
 from latentnav.losses import LOSSES, score_matching_loss
-from latentnav.sampling import SampleResult, probability_flow, sample
+from latentnav.sampling import SampleResult, ScoreFn, probability_flow, sample
 from latentnav.score_net import ScoreNet, ScoreNetConfig
 from latentnav.sde import SDEConfig, make_sde
 
-__all__ = ["DiffusionConfig", "LatentDiffusion", "fit_diffusion", "CHECKPOINT_FORMAT"]
+__all__ = ["DiffusionConfig", "LatentDiffusion", "CHECKPOINT_FORMAT"]
 
 CHECKPOINT_FORMAT = "latentnav.diffusion/1"
 
@@ -57,9 +58,23 @@ class DiffusionConfig:
             raise ValueError(f"weighting must be 'sigma2' or 'likelihood', got {self.weighting!r}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"{name} must be an int ≥ 1, got {value!r}")
+        if not (isinstance(self.noise_levels, int) and self.noise_levels >= 0):
+            raise ValueError(f"noise_levels must be an int ≥ 0, got {self.noise_levels!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0 < self.lr_final_fraction <= 1:
+            raise ValueError(f"lr_final_fraction must be in (0, 1], got {self.lr_final_fraction}")
+        if not 0 < self.eps < 1:
+            raise ValueError(f"eps must be in (0, 1), got {self.eps}")
+        if not self.grad_clip >= 0:
+            raise ValueError(f"grad_clip must be ≥ 0 (0: no clipping), got {self.grad_clip}")
 
 
-class LatentDiffusion(L.LightningModule):
+class LatentDiffusion(nn.Module):
     """s_θ(z, t) for q(z); ``sample`` and ``log_likelihood`` use the EMA weights by default."""
 
     def __init__(self, config: DiffusionConfig | None = None):
@@ -69,13 +84,16 @@ class LatentDiffusion(L.LightningModule):
         self.net = ScoreNet(self.config.net, self.sde)
         self.ema = copy.deepcopy(self.net).requires_grad_(False)
         self.register_buffer("ema_updates", torch.zeros((), dtype=torch.int64))
-        self._generator: torch.Generator | None = None
 
     @property
     def latent_dim(self) -> int:
         return self.config.net.latent_dim
 
-    def score_fn(self, ema: bool = True, y: torch.Tensor | None = None):
+    @property
+    def device(self) -> torch.device:
+        return self.ema_updates.device
+
+    def score_fn(self, ema: bool = True, y: torch.Tensor | None = None) -> ScoreFn:
         """The callable ``(z, t) → s(z, t)`` that samplers and the likelihood take."""
         net = self.ema if ema else self.net
         return lambda z, t: net(z, t, y)
@@ -87,33 +105,6 @@ class LatentDiffusion(L.LightningModule):
         if c.noise_levels:
             kwargs["levels"] = self.sde.noise_levels(c.noise_levels).to(z0.device)
         return score_matching_loss(c.loss, self.score_fn(False, y), self.sde, z0, **kwargs)
-
-    # --- Lightning -----------------------------------------------------------------------------
-    def _train_generator(self) -> torch.Generator:
-        if self._generator is None or self._generator.device != self.device:
-            self._generator = torch.Generator(self.device).manual_seed(self.config.seed + 3)
-        return self._generator
-
-    def configure_optimizers(self):
-        c = self.config
-        opt = torch.optim.Adam(self.net.parameters(), lr=c.lr)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(
-            opt, T_max=max(c.epochs, 1), eta_min=c.lr * c.lr_final_fraction
-        )
-        return [opt], [sched]
-
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        z0 = batch[0]
-        loss = self.loss(z0, generator=self._train_generator())
-        self.log("train/score_loss", loss.detach(), prog_bar=True, on_epoch=True, on_step=False)
-        return loss
-
-    def on_train_batch_end(self, *args) -> None:
-        self.update_ema()
-
-    def validation_step(self, batch, batch_idx: int) -> None:
-        g = torch.Generator(self.device).manual_seed(self.config.seed + 4 + batch_idx)
-        self.log("val/score_loss", self.loss(batch[0], generator=g), prog_bar=True)
 
     @torch.no_grad()
     def update_ema(self) -> None:
@@ -132,22 +123,23 @@ class LatentDiffusion(L.LightningModule):
         seed: int = 0,
         ema: bool = True,
         y: torch.Tensor | None = None,
+        score_fn: ScoreFn | None = None,
         **kwargs,
     ) -> SampleResult:
-        """n latents from the model (``sampler`` and its options as in :func:`sampling.sample`).
-        The default, the adaptive probability-flow ODE, gave the best FID at the fewest NFE on
-        MNIST d = 8 and 16 (benchmarks/RESULTS.md §7)."""
+        """n latents from the model (``sampler`` and its options as in :func:`sampling.sample`:
+        ``steps``, ``callback``, ``progress``, …). ``score_fn`` replaces the model's own score
+        (default: its EMA network, class ``y``), e.g. a guided score wrapping
+        ``self.score_fn()``. The default, the adaptive probability-flow ODE, gave the best FID
+        at the fewest NFE on MNIST d = 8 and 16 (benchmarks/RESULTS.md §7)."""
         if not (isinstance(n, int) and n >= 1):
             raise ValueError(f"n must be an int ≥ 1, got {n!r}")
         was_training = self.training
         self.eval()
         try:
             g = torch.Generator(self.device).manual_seed(seed)
+            fn = score_fn if score_fn is not None else self.score_fn(ema, y)
             shape = (n, self.latent_dim)
-            return sample(
-                self.score_fn(ema, y), self.sde, shape, sampler, generator=g, device=self.device,
-                **kwargs,
-            )  # fmt: skip
+            return sample(fn, self.sde, shape, sampler, generator=g, device=self.device, **kwargs)
         finally:
             self.train(was_training)
 
@@ -218,39 +210,3 @@ class LatentDiffusion(L.LightningModule):
             raise ValueError(f"{path} has an invalid diffusion config: {err}") from err
         load_into(model, tensors, path)
         return model
-
-
-def fit_diffusion(
-    model: LatentDiffusion,
-    latents: torch.Tensor,
-    val_latents: torch.Tensor | None = None,
-    accelerator: str = "auto",
-    log_dir: str | None = None,
-    progress: bool = True,
-    epochs: int | None = None,
-) -> dict[str, float]:
-    """Train ``model`` in place on fixed latents ``(N, d)`` (e.g. a frozen encoder's)."""
-    check_latents(latents, model.latent_dim, "latents")
-    c = model.config
-    g = torch.Generator().manual_seed(c.seed)
-    loader = torch.utils.data.DataLoader(
-        torch.utils.data.TensorDataset(latents.detach().cpu()),
-        batch_size=c.batch_size,
-        shuffle=True,
-        generator=g,
-        drop_last=len(latents) > c.batch_size,
-    )
-    val = None
-    if val_latents is not None:
-        check_latents(val_latents, model.latent_dim, "val_latents")
-        val = torch.utils.data.DataLoader(
-            torch.utils.data.TensorDataset(val_latents.detach().cpu()), batch_size=4096
-        )
-    from latentnav.training import make_trainer
-
-    trainer = make_trainer(
-        epochs or c.epochs, accelerator, log_dir, progress, gradient_clip_val=c.grad_clip or None
-    )
-    trainer.fit(model, loader, val)
-    model.eval()
-    return {k: float(v) for k, v in trainer.callback_metrics.items()}

@@ -21,7 +21,7 @@ import torch
 from latentnav.aae import AAE, AAEConfig
 from latentnav.checkpoint import load_tensors, save_tensors
 from latentnav.diffusion import DiffusionConfig, LatentDiffusion
-from latentnav.training import AAETraining, TrainConfig
+from latentnav.training import AAETraining, TrainConfig, device_generator
 
 __all__ = ["JointTraining", "save_bundle", "load_bundle", "BUNDLE_FORMAT", "encode_dataset"]
 
@@ -35,6 +35,7 @@ class JointTraining(AAETraining):
         super().__init__(aae, config)
         self.diffusion = diffusion
         self._previous_val: torch.Tensor | None = None
+        self._score_generator: torch.Generator | None = None
 
     def configure_optimizers(self):
         out = super().configure_optimizers()
@@ -47,7 +48,9 @@ class JointTraining(AAETraining):
         score_opt = self.optimizers()[3]
         with torch.no_grad():
             z = self.aae.encoder(batch[0])
-        loss = self.diffusion.loss(z, generator=self.diffusion._train_generator())
+        seed = self.diffusion.config.seed + 3
+        self._score_generator = device_generator(self._score_generator, self.device, seed)
+        loss = self.diffusion.loss(z, generator=self._score_generator)
         score_opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         if self.diffusion.config.grad_clip > 0:

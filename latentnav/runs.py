@@ -253,8 +253,8 @@ def score_training_figure(joint_csv: Path, finetune_csv: Path) -> Figure | None:
 def train_joint_run(config: JointRunConfig, progress: bool = True) -> tuple[Any, dict[str, Any]]:
     """Train AAE + latent diffusion (:mod:`latentnav.joint`) and write ``bundle.safetensors``,
     ``metrics.json``, the AAE figures, ``score_training.png`` and ``samples.png``."""
-    from latentnav.diffusion import fit_diffusion
     from latentnav.joint import JointTraining, default_diffusion_config, encode_dataset, save_bundle
+    from latentnav.training import fit_diffusion
 
     out, datamodule, model_config = _setup(config)
     seed = config.train.seed

@@ -1,98 +1,160 @@
-"""Samplers for the reverse SDE and the probability-flow ODE (DESIGN.md §4), k-diffusion style:
-small step functions, and loops that compose them.
+"""Samplers for the reverse SDE and the probability-flow ODE (DESIGN.md §4), with one head.
+
+Every sampler is ``sample_X(score_fn, sde, z, ts, *, generator=None, callback=None,
+progress=False, **opts) -> SampleResult`` (k-diffusion's pattern): ``z: (B, d)`` the latents at
+time ``ts[0]``, ``ts: (N + 1,)`` a decreasing time grid (:func:`time_grid`), ``score_fn(z: (B, d),
+t: (B,)) → (B, d)``. ``callback`` receives ``{"i", "t", "z", "z_mean"}`` after step i, with z at
+time t = ts[i + 1]. Samplers are registered by name in ``SAMPLERS``, predictors and correctors in
+``PREDICTORS`` and ``CORRECTORS``; whatever depends on the SDE's type is a method of the SDE.
 
 Predictors (one step from t to t − Δt):
     Euler–Maruyama       z ← z − f̄ Δt + g √Δt ξ,  f̄ = f − g² s          (reverse SDE)
     reverse diffusion    z ← z − (f_i − G_i² s) + G_i ξ                  (discretised SDE)
-    ancestral            DDPM (VP) / NCSN (VE) ancestral step
+    ancestral            DDPM (VP) / NCSN (VE) ancestral step            (``SDE.ancestral_step``)
 Corrector: Langevin, z ← z + ε s + √(2ε) ξ, ε = 2 α (r ‖ξ‖ / ‖s‖)², norms averaged over the
-batch (signal-to-noise rule with ratio r; α = 1 − β_i for VP / sub-VP, 1 for VE). Annealed
-Langevin (NCSN) runs the corrector alone over a ladder of noise levels. The ODE sampler
-integrates the probability flow with torchdiffeq (adaptive dopri5 by default), batched on the
-latents' device.
+batch (signal-to-noise rule with ratio r; α from ``SDE.langevin_alpha``). A score function with a
+``corrector`` attribute (a guided score, DESIGN.md §5: weight γ there, λ_t in the predictor) gives
+the corrector steps that score instead. Annealed Langevin (NCSN) runs the corrector alone over the
+grid's levels; the ODE sampler integrates the probability flow with torchdiffeq.
 
-Time grid: N steps from T down to ε, t_i = T − i Δt, Δt = (T − ε)/N. Shapes: samples ``(B, d)``;
-``score_fn(z: (B, d), t: (B,)) → (B, d)``. Every loop counts its score evaluations (NFE) and takes
-an explicit ``generator``; nothing in the loops reads tensors back to the host.
+Every sampler counts its score evaluations (NFE) and takes an explicit ``generator``; nothing in
+the loops reads tensors back to the host (the grid's step sizes are read once, before the loop).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from latentnav.sde import SDE, VESDE, VPSDE, ReverseSDE
+from latentnav._checks import check_latents
+from latentnav.sde import SDE
 
 __all__ = [
     "SampleResult",
-    "euler_maruyama_step",
-    "reverse_diffusion_step",
-    "ancestral_step",
-    "langevin_step",
+    "time_grid",
+    "PREDICTORS",
+    "CORRECTORS",
+    "SAMPLERS",
+    "register_predictor",
+    "register_corrector",
+    "register_sampler",
+    "sample_pc",
+    "sample_euler_maruyama",
+    "sample_reverse_diffusion",
+    "sample_ancestral",
+    "sample_annealed_langevin",
+    "sample_ode",
+    "probability_flow",
+    "sample",
     "pc_sample",
     "annealed_langevin_sample",
     "ode_sample",
-    "probability_flow",
-    "sample",
-    "SAMPLERS",
 ]
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-PREDICTORS = ("euler_maruyama", "reverse_diffusion", "ancestral", "none")
-SAMPLERS = ("em", "pc", "reverse_diffusion", "ancestral", "langevin", "ode")
+Callback = Callable[[dict[str, Any]], None]
+PREDICTORS: dict[str, Callable] = {}
+CORRECTORS: dict[str, Callable] = {}
+SAMPLERS: dict[str, Callable] = {}
 
 
 @dataclass
 class SampleResult:
-    """Samples ``z: (B, d)`` and the number of score-function evaluations spent on them."""
+    """Samples ``z: (B, d)``, the number of score evaluations spent on them, and per-sample
+    ``extras`` a caller adds (e.g. the guidance log-ratio ``(B,)``)."""
 
     z: torch.Tensor
     nfe: int
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def time_grid(
+    sde: SDE, steps: int, eps: float = 1e-3, device=None, dtype=torch.float32
+) -> torch.Tensor:
+    """``steps + 1`` evenly spaced times from T down to ``eps``: (steps + 1,)."""
+    if not (isinstance(steps, int) and steps >= 1):
+        raise ValueError(f"steps must be an int ≥ 1, got {steps!r}")
+    if not 0 < eps < sde.T:
+        raise ValueError(f"eps must be in (0, {sde.T}), got {eps}")
+    return torch.linspace(sde.T, eps, steps + 1, device=device, dtype=dtype)
+
+
+def register_predictor(name: str, discrete: bool = False):
+    """Register ``fn(sde, score_fn, z, t, dt, generator) -> (z, z_mean)``; ``discrete`` marks a
+    step that needs ``sde.check_discretization``."""
+
+    def add(fn):
+        fn.discrete = discrete
+        PREDICTORS[name] = fn
+        return fn
+
+    return add
+
+
+def register_corrector(name: str, discrete: bool = True):
+    """Register ``fn(sde, score_fn, z, t, dt, generator, snr) -> (z, z_mean)``."""
+
+    def add(fn):
+        fn.discrete = discrete
+        CORRECTORS[name] = fn
+        return fn
+
+    return add
+
+
+def register_sampler(name: str, default_steps: int | None):
+    """Register a sampler with the common head; ``default_steps`` sizes :func:`sample`'s grid."""
+
+    def add(fn):
+        fn.default_steps = default_steps
+        SAMPLERS[name] = fn
+        return fn
+
+    return add
 
 
 def _noise(z: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     return torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
 
 
-def euler_maruyama_step(rsde: ReverseSDE, z, t, dt: float, generator=None):
+@register_predictor("euler_maruyama")
+def euler_maruyama_step(sde: SDE, score_fn: ScoreFn, z, t, dt: float, generator=None):
     """(z, z_mean) after one Euler–Maruyama step of the reverse SDE from t to t − dt."""
-    drift, diffusion = rsde.sde(z, t)
+    drift, diffusion = sde.reverse(score_fn).sde(z, t)
     z_mean = z - drift * dt
     return z_mean + diffusion[:, None] * dt**0.5 * _noise(z, generator), z_mean
 
 
-def reverse_diffusion_step(rsde: ReverseSDE, z, t, dt: float, generator=None):
+@register_predictor("reverse_diffusion", discrete=True)
+def reverse_diffusion_step(sde: SDE, score_fn: ScoreFn, z, t, dt: float, generator=None):
     """(z, z_mean) after one step of the discretised reverse SDE."""
-    f, g = rsde.discretize(z, t, dt)
+    f, g = sde.reverse(score_fn).discretize(z, t, dt)
     z_mean = z - f
     return z_mean + g[:, None] * _noise(z, generator), z_mean
 
 
+@register_predictor("ancestral", discrete=True)
 def ancestral_step(sde: SDE, score_fn: ScoreFn, z, t, dt: float, generator=None):
     """(z, z_mean) after one ancestral step (DDPM for VP, NCSN for VE)."""
-    score = score_fn(z, t)
-    if isinstance(sde, VESDE):
-        sigma = sde.sigma(t)
-        prev = sde.previous_sigma(t, dt)
-        var = sigma.square() - prev.square()
-        z_mean = z + score * var[:, None]
-        std = (prev.square() * var / sigma.square()).sqrt()
-        return z_mean + std[:, None] * _noise(z, generator), z_mean
-    if type(sde) is VPSDE:
-        beta = sde.beta(t) * dt
-        z_mean = (z + beta[:, None] * score) / (1 - beta).sqrt()[:, None]
-        return z_mean + beta.sqrt()[:, None] * _noise(z, generator), z_mean
-    raise ValueError(f"ancestral sampling is defined for the VE and VP SDEs, not {sde.name!r}")
+    return sde.ancestral_step(z, score_fn(z, t), t, dt, _noise(z, generator))
 
 
-def langevin_step(sde: SDE, score_fn: ScoreFn, z, t, dt: float, snr: float, generator=None):
+@register_predictor("none")
+def no_step(sde: SDE, score_fn: ScoreFn, z, t, dt: float, generator=None):
+    """No predictor: z unchanged (Langevin alone in :func:`sample_pc`)."""
+    return z, z
+
+
+@register_corrector("langevin")
+def langevin_step(sde: SDE, score_fn: ScoreFn, z, t, dt: float, generator=None, snr=0.16):
     """(z, z_mean) after one Langevin corrector step at time t, signal-to-noise ratio ``snr``."""
     score = score_fn(z, t)
     noise = _noise(z, generator)
-    alpha = 1.0 if isinstance(sde, VESDE) else 1 - sde.beta(t) * dt
+    alpha = sde.langevin_alpha(t, dt)
     # Norms averaged over the batch, as in score_sde: a per-sample ratio explodes for samples
     # whose score is near zero (at a mode), which in low d is common.
     ratio = noise.norm(dim=1).mean() / score.norm(dim=1).mean().clamp_min(1e-12)
@@ -103,107 +165,182 @@ def langevin_step(sde: SDE, score_fn: ScoreFn, z, t, dt: float, snr: float, gene
     return z_mean + (2 * step).sqrt() * noise, z_mean
 
 
-def _start(sde, shape, z_T, generator, device, dtype):
-    if z_T is not None:
-        if tuple(z_T.shape) != tuple(shape):
-            raise ValueError(f"z_T must have shape {tuple(shape)}, got {tuple(z_T.shape)}")
-        return z_T
-    return sde.prior_sample(shape, generator=generator, device=device, dtype=dtype)
+class _Counted:
+    """``score_fn`` counting its evaluations (the corrector's score counted with it)."""
+
+    def __init__(self, score_fn: ScoreFn):
+        self.fn, self.nfe = score_fn, 0
+        inner = getattr(score_fn, "corrector", None)
+        self.corrector = self if inner is None else _Counted(inner)
+
+    def __call__(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        self.nfe += 1
+        return self.fn(z, t)
+
+    @property
+    def total(self) -> int:
+        return self.nfe + (self.corrector.nfe if self.corrector is not self else 0)
 
 
-def _check(steps: int, eps: float, sde: SDE) -> None:
-    if not (isinstance(steps, int) and steps >= 1):
-        raise ValueError(f"steps must be an int ≥ 1, got {steps!r}")
-    if not 0 < eps < sde.T:
-        raise ValueError(f"eps must be in (0, {sde.T}), got {eps}")
+def _steps(sde: SDE, z: torch.Tensor, ts: torch.Tensor) -> list[float]:
+    """Check z (B, d) and the grid ts (N + 1,); the step sizes Δt_i = ts[i] − ts[i + 1]."""
+    check_latents(z, None, "z")
+    if not (isinstance(ts, torch.Tensor) and ts.ndim == 1 and len(ts) >= 2):
+        raise ValueError(f"ts must be a 1-D time grid with ≥ 2 points (time_grid), got {ts!r}")
+    times = ts.detach().double().cpu()
+    dts = (times[:-1] - times[1:]).tolist()
+    if min(dts) <= 0 or times[-1] <= 0 or times[0] > sde.T:
+        raise ValueError(f"ts must decrease strictly within (0, {sde.T}], got {times.tolist()}")
+    return dts
+
+
+def _loop(steps: int, progress: bool, desc: str):
+    return tqdm(range(steps), disable=not progress, desc=desc, leave=False)
 
 
 @torch.no_grad()
-def pc_sample(
+def sample_pc(
     score_fn: ScoreFn,
     sde: SDE,
-    shape: tuple[int, int],
+    z: torch.Tensor,
+    ts: torch.Tensor,
+    *,
     predictor: str = "reverse_diffusion",
     corrector: str | None = "langevin",
-    steps: int = 1000,
     snr: float = 0.16,
     corrector_steps: int = 1,
-    eps: float = 1e-3,
     denoise: bool = True,
     generator: torch.Generator | None = None,
-    device: str | torch.device = "cpu",
-    dtype: torch.dtype = torch.float32,
-    z_T: torch.Tensor | None = None,
+    callback: Callback | None = None,
     progress: bool = False,
 ) -> SampleResult:
-    """Predictor–corrector sampling; with ``corrector=None`` it is the predictor alone, with
-    ``predictor="none"`` Langevin alone. ``denoise`` returns the last step's mean (no noise)."""
-    _check(steps, eps, sde)
+    """Predictor–corrector sampling over ``ts`` (corrector steps at t_i, then the predictor to
+    t_{i+1}); ``corrector=None`` is the predictor alone, ``predictor="none"`` Langevin alone.
+    ``denoise`` returns the last step's mean (no noise)."""
     if predictor not in PREDICTORS:
-        raise ValueError(f"predictor must be one of {PREDICTORS}, got {predictor!r}")
-    if corrector not in (None, "langevin"):
-        raise ValueError(f"corrector must be 'langevin' or None, got {corrector!r}")
-    dt = (sde.T - eps) / steps
-    discrete = predictor in ("reverse_diffusion", "ancestral") or corrector is not None
-    if discrete and isinstance(sde, VPSDE) and sde.beta_max * dt >= 1:
-        need = int(sde.beta_max * (sde.T - eps)) + 1
-        raise ValueError(
-            f"steps={steps} is too few for the {sde.name} discretisation (β_max·Δt must be < 1): "
-            f"use steps ≥ {need}, or the 'em' / 'ode' sampler"
-        )
-    z = _start(sde, shape, z_T, generator, device, dtype)
-    rsde = sde.reverse(score_fn)
-    grid = torch.linspace(sde.T, eps + dt, steps, device=z.device, dtype=z.dtype)
-    z_mean, nfe = z, 0
-    for i in tqdm(range(steps), disable=not progress, desc="sampling"):
-        t = grid[i].expand(len(z))
-        if corrector is not None:
+        raise ValueError(f"predictor must be one of {tuple(PREDICTORS)}, got {predictor!r}")
+    if corrector is not None and corrector not in CORRECTORS:
+        raise ValueError(f"corrector must be one of {(*CORRECTORS, None)}, got {corrector!r}")
+    dts = _steps(sde, z, ts)
+    predict = PREDICTORS[predictor]
+    correct = CORRECTORS[corrector] if corrector is not None else None
+    if predict.discrete or (correct is not None and correct.discrete):
+        sde.check_discretization(max(dts), float(ts[0] - ts[-1]))
+    counted = _Counted(score_fn)
+    z_mean = z
+    for i in _loop(len(dts), progress, "sampling"):
+        t = ts[i].expand(len(z))
+        if correct is not None:
             for _ in range(corrector_steps):
-                z, z_mean = langevin_step(sde, score_fn, z, t, dt, snr, generator)
-            nfe += corrector_steps
-        if predictor == "euler_maruyama":
-            z, z_mean = euler_maruyama_step(rsde, z, t, dt, generator)
-        elif predictor == "reverse_diffusion":
-            z, z_mean = reverse_diffusion_step(rsde, z, t, dt, generator)
-        elif predictor == "ancestral":
-            z, z_mean = ancestral_step(sde, score_fn, z, t, dt, generator)
-        nfe += predictor != "none"
-    return SampleResult(z_mean if denoise else z, nfe)
+                z, z_mean = correct(sde, counted.corrector, z, t, dts[i], generator, snr)
+        z, z_mean = predict(sde, counted, z, t, dts[i], generator)
+        if callback is not None:
+            callback({"i": i, "t": ts[i + 1], "z": z, "z_mean": z_mean})
+    return SampleResult(z_mean if denoise else z, counted.total)
 
 
+register_sampler("pc", 1000)(sample_pc)
+
+
+@register_sampler("em", 1000)
+def sample_euler_maruyama(score_fn, sde, z, ts, **kw) -> SampleResult:
+    """Euler–Maruyama on the reverse SDE (:func:`sample_pc` without a corrector)."""
+    return sample_pc(score_fn, sde, z, ts, predictor="euler_maruyama", corrector=None, **kw)
+
+
+@register_sampler("reverse_diffusion", 1000)
+def sample_reverse_diffusion(score_fn, sde, z, ts, **kw) -> SampleResult:
+    """The discretised reverse SDE (:func:`sample_pc` without a corrector)."""
+    return sample_pc(score_fn, sde, z, ts, predictor="reverse_diffusion", corrector=None, **kw)
+
+
+@register_sampler("ancestral", 1000)
+def sample_ancestral(score_fn, sde, z, ts, **kw) -> SampleResult:
+    """DDPM / NCSN ancestral sampling (:func:`sample_pc` without a corrector)."""
+    return sample_pc(score_fn, sde, z, ts, predictor="ancestral", corrector=None, **kw)
+
+
+@register_sampler("langevin", 9)
 @torch.no_grad()
-def annealed_langevin_sample(
+def sample_annealed_langevin(
     score_fn: ScoreFn,
     sde: SDE,
-    shape: tuple[int, int],
-    levels: int = 10,
+    z: torch.Tensor,
+    ts: torch.Tensor,
+    *,
     steps_per_level: int = 100,
     step_lr: float = 2e-5,
-    eps: float = 1e-3,
     denoise: bool = True,
     generator: torch.Generator | None = None,
-    device: str | torch.device = "cpu",
-    dtype: torch.dtype = torch.float32,
-    z_T: torch.Tensor | None = None,
+    callback: Callback | None = None,
+    progress: bool = False,
 ) -> SampleResult:
-    """NCSN's annealed Langevin dynamics (Song & Ermon 2019) over ``levels`` times from T to ε:
-    step α_i = step_lr · s(t_i)² / s(ε)², z ← z + ½ α_i s + √α_i ξ; ``denoise`` adds the final
-    Tweedie step z + s(ε)² s(z, ε)."""
-    _check(levels, eps, sde)
-    z = _start(sde, shape, z_T, generator, device, dtype)
-    times = torch.linspace(sde.T, eps, levels, device=z.device, dtype=z.dtype)
-    std = sde.marginal(times)[1]
-    for i in range(levels):
-        t = times[i].expand(len(z))
-        alpha = step_lr * (std[i] / std[-1]).square()
+    """NCSN's annealed Langevin dynamics (Song & Ermon 2019) over the levels t_i of ``ts``:
+    α_i = step_lr · s(t_i)² / s(t_N)², capped at s(t_i)², z ← z + ½ α_i s + √α_i ξ; ``denoise``
+    adds the final Tweedie step z + s(t_N)² s(z, t_N). The cap keeps the rule stable for SDEs
+    whose s(ε) is tiny (sub-VP: s ∝ t², uncapped α_0 ≈ 1650)."""
+    _steps(sde, z, ts)
+    counted = _Counted(score_fn)
+    std = sde.marginal(ts)[1]
+    alphas = torch.minimum(step_lr * (std / std[-1]).square(), std.square())
+    for i in _loop(len(ts), progress, "annealed Langevin"):
+        t = ts[i].expand(len(z))
         for _ in range(steps_per_level):
-            z = z + 0.5 * alpha * score_fn(z, t) + alpha.sqrt() * _noise(z, generator)
-    nfe = levels * steps_per_level
+            z = z + 0.5 * alphas[i] * counted(z, t) + alphas[i].sqrt() * _noise(z, generator)
+        if callback is not None:
+            callback({"i": i, "t": ts[i], "z": z, "z_mean": z})
     if denoise:
-        t = times[-1].expand(len(z))
-        z = z + std[-1].square() * score_fn(z, t)
-        nfe += 1
-    return SampleResult(z, nfe)
+        t = ts[-1].expand(len(z))
+        z = z + std[-1].square() * counted(z, t)
+    return SampleResult(z, counted.total)
+
+
+def _flow(score_fn, sde, z, times, rtol, atol, method, fixed_grid):
+    """Probability-flow ODE from times[0] through ``times`` (torchdiffeq): (len(times), B, d)."""
+    from torchdiffeq import odeint
+
+    counted = _Counted(score_fn)
+    rsde = sde.reverse(counted, probability_flow=True)
+
+    def drift(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return rsde.sde(x, t.expand(len(x)))[0]
+
+    # Adaptive steps land on the last time exactly (step_t) instead of overshooting it, e.g. to
+    # t < ε, where the marginal std of VP / sub-VP is undefined. A fixed-grid method steps on
+    # the grid itself.
+    options = None if fixed_grid else {"step_t": times[-1:]}
+    with torch.no_grad():
+        out = odeint(drift, z, times, rtol=rtol, atol=atol, method=method, options=options)
+    return out, counted.total
+
+
+_FIXED_GRID = ("euler", "midpoint", "rk4", "explicit_adams", "implicit_adams")
+
+
+@register_sampler("ode", None)
+def sample_ode(
+    score_fn: ScoreFn,
+    sde: SDE,
+    z: torch.Tensor,
+    ts: torch.Tensor,
+    *,
+    rtol: float = 1e-5,
+    atol: float = 1e-5,
+    method: str = "dopri5",
+    denoise: bool = True,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+    progress: bool = False,
+) -> SampleResult:
+    """The probability-flow ODE dz = [f − ½ g² s] dt from ts[0] to ts[-1]: an adaptive
+    ``method`` (dopri5) reports the solution at every grid time, a fixed-grid one ("euler",
+    "rk4", …) steps on the grid. Deterministic: ``generator`` and ``denoise`` are unused."""
+    _steps(sde, z, ts)
+    out, nfe = _flow(score_fn, sde, z, ts, rtol, atol, method, method in _FIXED_GRID)
+    if callback is not None:
+        for i in range(1, len(ts)):
+            callback({"i": i - 1, "t": ts[i], "z": out[i], "z_mean": out[i]})
+    return SampleResult(out[-1], nfe)
 
 
 def probability_flow(
@@ -218,70 +355,76 @@ def probability_flow(
     steps: int | None = None,
 ) -> SampleResult:
     """z (B, d) at time ``t_from`` carried to ``t_to`` (either direction) by the probability-flow
-    ODE dz = [f − ½ g² s] dt (DESIGN.md §4) with torchdiffeq: adaptive ``method`` with
-    ``rtol``/``atol``, or a fixed-grid method such as "euler"/"rk4" with ``steps`` steps. The map
-    is a bijection: carrying forward then back returns z up to the solver's tolerance."""
-    from torchdiffeq import odeint
-
+    ODE (DESIGN.md §4): adaptive ``method`` with ``rtol``/``atol``, or a fixed-grid method with
+    ``steps`` even steps. The map is a bijection: forward then back returns z up to tolerance."""
     for name, t in (("t_from", t_from), ("t_to", t_to)):
         if not 0 < t <= sde.T:
             raise ValueError(f"{name} must be in (0, {sde.T}], got {t}")
-    rsde = sde.reverse(score_fn, probability_flow=True)
-    nfe = 0
-
-    def drift(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        nonlocal nfe
-        nfe += 1
-        return rsde.sde(x, t.expand(len(x)))[0]
-
     if t_from == t_to:
         return SampleResult(z.clone(), 0)
-    span = torch.tensor([t_from, t_to], device=z.device, dtype=z.dtype)
-    # Adaptive steps land on t_to exactly (step_t) instead of overshooting it, e.g. to t < ε,
-    # where the marginal std of VP / sub-VP is undefined.
-    options = {"step_t": span[1:]}
-    if steps is not None:
-        options = {"step_size": abs(t_to - t_from) / steps}
-    with torch.no_grad():
-        out = odeint(drift, z, span, rtol=rtol, atol=atol, method=method, options=options)
+    n = 1 if steps is None else steps
+    times = torch.linspace(t_from, t_to, n + 1, device=z.device, dtype=z.dtype)
+    out, nfe = _flow(score_fn, sde, z, times, rtol, atol, method, steps is not None)
     return SampleResult(out[-1], nfe)
 
 
-def ode_sample(
+def sample(
     score_fn: ScoreFn,
     sde: SDE,
     shape: tuple[int, int],
-    rtol: float = 1e-5,
-    atol: float = 1e-5,
-    method: str = "dopri5",
+    sampler: str = "pc",
+    *,
     steps: int | None = None,
+    levels: int | None = None,
     eps: float = 1e-3,
     generator: torch.Generator | None = None,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
     z_T: torch.Tensor | None = None,
+    **opts,
 ) -> SampleResult:
-    """The probability-flow ODE from T to ε (:func:`probability_flow`) from prior samples."""
-    if steps is not None:
-        _check(steps, eps, sde)
-    z = _start(sde, shape, z_T, generator, device, dtype)
-    return probability_flow(score_fn, sde, z, sde.T, eps, rtol, atol, method, steps)
+    """Draw ``shape = (B, d)`` samples with the sampler named ``sampler`` (``SAMPLERS``) from
+    prior samples (or ``z_T``) over ``time_grid(sde, steps, eps)``; ``levels`` (NCSN's name) is
+    the number of grid points, steps + 1. Without either, the sampler's default grid."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {tuple(SAMPLERS)}, got {sampler!r}")
+    fn = SAMPLERS[sampler]
+    if levels is not None:
+        steps = levels - 1
+    steps = steps if steps is not None else (fn.default_steps or 1)
+    ts = time_grid(sde, steps, eps, device=device, dtype=dtype)
+    if z_T is not None:
+        if tuple(z_T.shape) != tuple(shape):
+            raise ValueError(f"z_T must have shape {tuple(shape)}, got {tuple(z_T.shape)}")
+        z = z_T
+    else:
+        z = sde.prior_sample(shape, generator=generator, device=device, dtype=dtype)
+    return fn(score_fn, sde, z, ts, generator=generator, **opts)
 
 
-def sample(
-    score_fn: ScoreFn, sde: SDE, shape: tuple[int, int], sampler: str = "pc", **kwargs
+def pc_sample(
+    score_fn: ScoreFn,
+    sde: SDE,
+    shape: tuple[int, int],
+    predictor: str = "reverse_diffusion",
+    corrector: str | None = "langevin",
+    steps: int = 1000,
+    **kw,
 ) -> SampleResult:
-    """One entry point: "em" (Euler–Maruyama), "reverse_diffusion", "ancestral", "pc"
-    (reverse diffusion + Langevin), "langevin" (annealed Langevin), "ode" (probability flow)."""
-    if sampler == "em":
-        return pc_sample(score_fn, sde, shape, "euler_maruyama", None, **kwargs)
-    if sampler in ("reverse_diffusion", "ancestral"):
-        return pc_sample(score_fn, sde, shape, sampler, None, **kwargs)
-    if sampler == "pc":
-        kwargs.setdefault("predictor", "reverse_diffusion")
-        return pc_sample(score_fn, sde, shape, corrector="langevin", **kwargs)
-    if sampler == "langevin":
-        return annealed_langevin_sample(score_fn, sde, shape, **kwargs)
-    if sampler == "ode":
-        return ode_sample(score_fn, sde, shape, **kwargs)
-    raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    """:func:`sample_pc` from prior samples of ``shape`` (:func:`sample`'s options)."""
+    return sample(
+        score_fn, sde, shape, "pc", predictor=predictor, corrector=corrector, steps=steps, **kw
+    )
+
+
+def annealed_langevin_sample(score_fn, sde, shape, levels: int = 10, **kw) -> SampleResult:
+    """:func:`sample_annealed_langevin` over ``levels`` levels from prior samples of ``shape``."""
+    if not (isinstance(levels, int) and levels >= 2):
+        raise ValueError(f"levels must be an int ≥ 2, got {levels!r}")
+    return sample(score_fn, sde, shape, "langevin", levels=levels, **kw)
+
+
+def ode_sample(score_fn, sde, shape, steps: int | None = None, **kw) -> SampleResult:
+    """:func:`sample_ode` from prior samples of ``shape``; ``steps`` sizes a fixed-grid method's
+    grid (an adaptive method needs none)."""
+    return sample(score_fn, sde, shape, "ode", steps=steps, **kw)

@@ -83,6 +83,20 @@ class SDE:
         """n discrete times from T down to ``eps`` (NCSN-style training levels): (n,)."""
         return torch.linspace(self.T, eps, n)
 
+    def check_discretization(self, dt: float, span: float) -> None:
+        """Raise when steps of size ``dt`` (over a grid spanning ``span``) break the discrete
+        sampler steps (reverse diffusion, ancestral, Langevin); every step size is fine here."""
+
+    def langevin_alpha(self, t: torch.Tensor, dt: float) -> torch.Tensor:
+        """α_i of the signal-to-noise Langevin step rule (score_sde), 1 by default: (B,)."""
+        return torch.ones_like(t)
+
+    def ancestral_step(
+        self, z: torch.Tensor, score: torch.Tensor, t: torch.Tensor, dt: float, noise: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(z, z_mean) after one ancestral step from t to t − dt, given s(z, t) and noise ξ."""
+        raise ValueError(f"ancestral sampling is defined for the VE and VP SDEs, not {self.name!r}")
+
     def reverse(self, score_fn: ScoreFn, probability_flow: bool = False) -> ReverseSDE:
         return ReverseSDE(self, score_fn, probability_flow)
 
@@ -133,6 +147,15 @@ class VESDE(SDE):
         """NCSN's geometric σ levels from σ_max down to σ_min, as times t_i: (n,)."""
         return torch.linspace(self.T, 0.0, n)
 
+    def ancestral_step(self, z, score, t, dt, noise):
+        """NCSN (SMLD) ancestral step: z' = z + (σ_i² − σ_{i−1}²) s + √(σ_{i−1}² (σ_i² −
+        σ_{i−1}²) / σ_i²) ξ."""
+        sigma, prev = self.sigma(t), self.previous_sigma(t, dt)
+        var = sigma.square() - prev.square()
+        z_mean = z + score * _col(var)
+        std = (prev.square() * var / sigma.square()).sqrt()
+        return z_mean + _col(std) * noise, z_mean
+
     def config(self) -> dict:
         return {
             "name": "ve",
@@ -176,6 +199,25 @@ class VPSDE(SDE):
         beta_i = self.beta(t) * (self.T / self.steps if dt is None else dt)
         return _col((1 - beta_i).sqrt() - 1) * z, beta_i.sqrt()
 
+    def check_discretization(self, dt: float, span: float) -> None:
+        """DDPM's steps need β_i = β(t) Δt < 1 at every t."""
+        if self.beta_max * dt >= 1:
+            need = int(self.beta_max * span) + 1
+            raise ValueError(
+                f"steps of Δt = {dt:.4g} are too few for the {self.name} discretisation "
+                f"(β_max·Δt must be < 1): use steps ≥ {need}, or the 'em' / 'ode' sampler"
+            )
+
+    def langevin_alpha(self, t, dt):
+        """α_i = 1 − β(t) Δt (score_sde's Langevin corrector for VP and sub-VP)."""
+        return 1 - self.beta(t) * dt
+
+    def ancestral_step(self, z, score, t, dt, noise):
+        """DDPM ancestral step: z' = (z + β_i s) / √(1 − β_i) + √β_i ξ, β_i = β(t) Δt."""
+        beta = self.beta(t) * dt
+        z_mean = (z + _col(beta) * score) / _col((1 - beta).sqrt())
+        return z_mean + _col(beta.sqrt()) * noise, z_mean
+
     def config(self) -> dict:
         return {
             "name": self.name,
@@ -200,6 +242,8 @@ class SubVPSDE(VPSDE):
 
     def discretize(self, z, t, dt=None):
         return SDE.discretize(self, z, t, dt)
+
+    ancestral_step = SDE.ancestral_step  # DDPM's ancestral step is VP's alone.
 
 
 class ReverseSDE:

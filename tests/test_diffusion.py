@@ -11,10 +11,10 @@ from latentnav.aae import AAE, AAEConfig
 from latentnav.checkpoint import CheckpointError
 from latentnav.cli import main
 from latentnav.data import ImageDataModule, from_arrays
-from latentnav.diffusion import DiffusionConfig, LatentDiffusion, fit_diffusion
+from latentnav.diffusion import DiffusionConfig, LatentDiffusion
 from latentnav.joint import JointTraining, load_bundle, save_bundle
 from latentnav.score_net import ScoreNetConfig
-from latentnav.training import AAETraining, TrainConfig
+from latentnav.training import AAETraining, TrainConfig, fit_diffusion
 
 
 def _small(latent_dim=2, **kw):
