@@ -202,6 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
     smp.add_argument("--seed", type=int, default=0)
     smp.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
     smp.add_argument("--out", default="samples", help="output folder (default: %(default)s)")
+    smp.add_argument(
+        "--video",
+        default=None,
+        metavar="NAME",
+        help="also write a denoising video of the first 16 samples into the output folder, "
+        "e.g. denoise.mp4 or denoise.gif (a name without either suffix: a folder of PNGs)",
+    )
     return parser
 
 
@@ -229,12 +236,22 @@ def _sample(args: argparse.Namespace) -> dict:
     from latentnav.joint import load_bundle
     from latentnav.viz import image_grid, save_figure
 
+    if args.video and args.sampler == "prior":
+        raise ValueError("--video needs a diffusion sampler, not 'prior'")
     aae, diffusion = load_bundle(args.bundle, args.device)
     if args.sampler == "prior":
         g = torch.Generator(args.device).manual_seed(args.seed)
         z, nfe = aae.prior.sample(args.n, generator=g), 0
     else:
         options = dict(args.option)
+        recorder = None
+        if args.video:
+            from latentnav.video import TrajectoryRecorder
+
+            if args.steps is None:  # an adaptive sampler reports its grid: give it one
+                args.steps = SAMPLERS[args.sampler].default_steps or 48
+            recorder = TrajectoryRecorder(every=max(1, args.steps // 48))  # ≈ 48 frames
+            options["callback"] = recorder
         try:
             result = diffusion.sample(
                 args.n, args.sampler, seed=args.seed, steps=args.steps, **options
@@ -245,6 +262,11 @@ def _sample(args: argparse.Namespace) -> dict:
     with torch.no_grad():
         images = aae.decode(z).cpu()
     out = Path(args.out)
+    if args.video:
+        from latentnav.video import decode_trajectory, export_video
+
+        frames = decode_trajectory(aae.decoder, recorder.z[:, :16].transpose(0, 1)).cpu()
+        export_video(frames, out / args.video, fps=12, columns=8, hold=6)
     save_figure(image_grid(images[:256], title=f"{args.sampler} samples"), out / "samples.png")
     save_tensors(out / "latents.safetensors", {"z": z}, "latentnav.latents/1", vars(args))
     return {"out": str(out), "n": args.n, "sampler": args.sampler, "nfe": nfe}

@@ -189,13 +189,18 @@ def _shared_palette(images: list[Image.Image]) -> Image.Image:
     return palette
 
 
+def _gif_frame_ms(fps: float) -> int:
+    """GIF stores delays in whole centiseconds, and browsers slow delays under 20 ms."""
+    return 10 * max(2, round(100 / fps))
+
+
 def _write_gif(frames, path: Path, fps: float) -> None:
     images = [Image.fromarray(f) for f in frames]
     palette = _shared_palette(images)
     quantized = [im.quantize(palette=palette, dither=Image.Dither.NONE) for im in images]
     quantized[0].save(
         path, format="GIF", save_all=True, append_images=quantized[1:], loop=0,
-        duration=round(1000 / fps), optimize=False, palette=bytes(palette.getpalette()),
+        duration=_gif_frame_ms(fps), optimize=False, palette=bytes(palette.getpalette()),
     )  # fmt: skip
 
 

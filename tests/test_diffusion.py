@@ -6,6 +6,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from latentnav.aae import AAE, AAEConfig
 from latentnav.checkpoint import CheckpointError
@@ -177,6 +178,15 @@ def test_cli_train_then_sample(tmp_path, capsys):
     argv = ["sample", str(out / "bundle.safetensors"), "-n", "8", "--out", str(sample_out)]
     assert main(argv) == 0  # the default sampler: the adaptive ODE
     assert json.loads(capsys.readouterr().out)["sampler"] == "ode"
+    assert main([*argv, "--video", "denoise.gif"]) == 0  # the ODE's 48-point grid, ± holds
+    gif = Image.open(sample_out / "denoise.gif")  # GIF folds repeated frames into durations
+    durations = [(gif.seek(k), gif.info["duration"])[1] for k in range(gif.n_frames)]
+    step = durations[1]
+    assert gif.n_frames == 48 and set(durations[1:-1]) == {step}
+    assert durations[0] == durations[-1] == 7 * step  # each end held for 6 more frames
+    assert main([*argv, "--video", "d.gif", "--sampler", "prior"]) == 2
+    assert main([*argv, "--option", "snr=0.2"]) == 2  # an option the ODE does not take
+    assert "--option" in capsys.readouterr().err
     argv += ["--sampler", "pc"]
     assert main([*argv, "--steps", "25"]) == 0
     assert json.loads(capsys.readouterr().out)["nfe"] == 50

@@ -104,14 +104,19 @@ def test_a_writer_killed_mid_way_leaves_the_previous_file_intact(tmp_path):
         import sys, torch
         from latentnav.video import export_video
         print("start", flush=True)
-        export_video(torch.rand(1, 4000, 3, 96, 96), {str(target)!r}, scale=2)
+        export_video(torch.rand(1, 4000, 1, 64, 64), {str(target)!r}, scale=2)
     """)
     child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert child.stdout.readline().strip() == "start"
-    time.sleep(1.5)  # well inside the export
+    deadline = time.monotonic() + 60
+    temp = []
+    while not temp and time.monotonic() < deadline:  # wait until the temp file has content
+        temp = [p for p in tmp_path.iterdir() if p.name.startswith(".v.mp4.")]
+        temp = [p for p in temp if p.stat().st_size > 0]
+        time.sleep(0.05)
     child.send_signal(signal.SIGKILL)
     child.wait(timeout=30)
-    assert any(p.name.startswith(".v.mp4.") for p in tmp_path.iterdir())  # killed mid-write
+    assert temp, "the export never started writing"
     assert target.read_bytes() == before
 
 
