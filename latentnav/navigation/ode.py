@@ -17,8 +17,10 @@ __all__ = ["ODEInterpolation"]
 @register_method("ode")
 class ODEInterpolation(Method):
     """``ODEInterpolation(aae, diffusion, steps, t, interpolation, ema, **ode)``; ``ode`` (rtol,
-    atol, method) goes to the solver. ``callback`` sees the finished path once, ``{"i": 0, "z"}``
-    with z (B, T + 1, d): the solver's steps are not exposed."""
+    atol) goes to :func:`latentnav.sampling.probability_flow` (its adaptive default solver:
+    ``LatentDiffusion.interpolate`` keeps ``method`` for the interpolation). ``callback`` sees
+    the finished path once, ``{"i": 0, "z"}`` with z (B, T + 1, d): the solver's steps are not
+    exposed."""
 
     def __init__(
         self,
