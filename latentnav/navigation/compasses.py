@@ -9,7 +9,9 @@ correction lowers and ℓ itself, from which the navigator's band test |σ(ℓ) 
 - :class:`DensityCompass`: descent on −log q = ℓ − log p (seed 001 §4.2).
 
 A compass is an ``nn.Module`` so that ``.to``, ``.eval`` and ``.parameters`` reach the wrapped
-modules; any module with the same ``forward(z) -> (loss (B,), logit (B,))`` can stand in.
+modules; any module with the same ``forward(z) -> (loss (B,), logit (B,))`` and a ``config()``
+(plain data, stored in the path) can stand in: :func:`as_compass` tells it from a bare logit
+module by that ``config``.
 """
 
 from __future__ import annotations
