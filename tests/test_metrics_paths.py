@@ -73,6 +73,20 @@ def test_latent_lengths_against_slerp():
     assert length_ratio(arc[:, :33], target=e2).item() == pytest.approx(0.5, abs=1e-3)
 
 
+def test_the_length_ratio_of_the_librarys_own_slerp_is_one():
+    # One SLERP (interpolation.slerp, norm-interpolating) for the paths and the metric alike:
+    # pairs of different norms used to read 1.01–1.21 against the metric's own SLERP.
+    from latentnav.interpolation import interpolate
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(64, 8, generator=g)
+    b = torch.randn(64, 8, generator=g) * torch.rand(64, 1, generator=g).mul(3).add(0.2)
+    assert (a.norm(dim=-1) / b.norm(dim=-1)).log().abs().max() > 1  # norms really differ
+    ratio = length_ratio(interpolate(a, b, 32, "slerp"))
+    torch.testing.assert_close(ratio, torch.ones(64), atol=1e-3, rtol=0)
+    assert (ratio <= 1 + 1e-6).all()  # a chord polyline is never longer than its curve
+
+
 def test_endpoint_error():
     last, target = torch.tensor([[0.0, 0.0], [1.0, 1.0]]), torch.tensor([[3.0, 4.0], [1.0, 1.0]])
     assert torch.allclose(endpoint_error(last, target), torch.tensor([5.0, 0.0]))

@@ -21,6 +21,7 @@ from latentnav.priors import StandardNormal
 class LinearAAE(nn.Module):
     def __init__(self, dim=3):
         super().__init__()
+        self.latent_dim = dim
         self.decoder = nn.Linear(dim, 5, bias=False)
         with torch.no_grad():
             self.decoder.weight.copy_(torch.eye(5, dim))  # G(z) = z padded: pixel L2 = latent L2
@@ -77,7 +78,8 @@ def test_converged_pairs_stop_and_modules_are_restored():
     aae.decoder.train()
     config = PathOptimizerConfig(steps=4, iterations=20, density_weight=0.0)
     path = optimize_paths(aae, a, b, Zero(), config)
-    assert path.corrections[0, 1] < path.corrections[1:, 1].max()
+    iterations = path.records["iterations"]  # (B,): iterations each pair was optimised for
+    assert iterations[0] < iterations[1:].max()
     assert aae.decoder.training and all(p.requires_grad for p in aae.decoder.parameters())
     assert all(p.grad is None for p in aae.decoder.parameters())
 
@@ -94,6 +96,23 @@ def test_bad_configs_and_inputs():
             PathOptimizerConfig(**bad)
     with pytest.raises(ValueError, match="log_q_threshold"):
         PathOptimizerConfig(log_q_threshold=float("nan"))
+
+
+def test_inputs_are_checked_like_the_navigators():
+    aae, (a, b) = LinearAAE(), endpoints()
+    run = lambda za, zb: optimize_paths(aae, za, zb, Zero(), PathOptimizerConfig(steps=4))  # noqa: E731
+    with pytest.raises(ValueError, match="z_a must have latent dim d=3"):
+        run(a[:, :2], b[:, :2])
+    with pytest.raises(TypeError, match="z_a must be a floating tensor"):
+        run(a.long(), b.long())
+    with pytest.raises(ValueError, match="z_b contains 6 non-finite"):
+        run(a, torch.where(torch.arange(3) == 1, torch.nan, b))  # one column of 6 pairs
+    with pytest.raises(ValueError, match="z_a is an empty batch"):
+        run(a[:0], b[:0])
+    with pytest.raises(ValueError, match="share dtype"):
+        run(a, b.double())
+    single = run(a[0], b[0])  # (d,) pairs are a batch of one
+    assert single.z.shape == (1, 5, 3) and torch.equal(single.z[0, -1], b[0])
 
 
 def energies(aae, z, config, compass=None):

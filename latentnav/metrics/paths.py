@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from latentnav._checks import check_finite
+from latentnav.interpolation import interpolate
 from latentnav.metrics.ood import OODDetector
 from latentnav.metrics.reference import ReferenceClassifier
 
@@ -76,26 +77,13 @@ def latent_length(latents: torch.Tensor) -> torch.Tensor:
     return (latents[:, 1:] - latents[:, :-1]).norm(dim=-1).sum(1)
 
 
-def _slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """SLERP (Shoemake 1985) between ``a, b: (B, d)`` at ``t: (S,)`` → ``(B, S, d)``; the angle is
-    that of the directions, norms may differ; nearly parallel pairs fall back to LERP."""
-    cos = torch.nn.functional.cosine_similarity(a, b, dim=-1).clamp(-1, 1)
-    omega = torch.arccos(cos)[:, None, None]
-    t = t[None, :, None]
-    sin = torch.sin(omega)
-    small = sin.abs() < 1e-6
-    wa = torch.where(small, 1 - t, torch.sin((1 - t) * omega) / sin.clamp_min(1e-12))
-    wb = torch.where(small, t, torch.sin(t * omega) / sin.clamp_min(1e-12))
-    return wa * a[:, None] + wb * b[:, None]
-
-
 def slerp_length(start: torch.Tensor, end: torch.Tensor, segments: int = 512) -> torch.Tensor:
-    """Length ``(B,)`` of the SLERP curve from ``start`` to ``end`` (both ``(B, d)``), by a
-    ``segments``-piece polyline (exact r·Ω when both norms equal r)."""
+    """Length ``(B,)`` of the library's SLERP curve (:func:`latentnav.interpolation.slerp`,
+    norm-interpolating) from ``start`` to ``end`` (both ``(B, d)``), by a ``segments``-piece
+    polyline (r·Ω when both norms equal r)."""
     if start.shape != end.shape or start.ndim != 2:
         raise ValueError(f"start and end must both be (B, d), got {start.shape}, {end.shape}")
-    t = torch.linspace(0, 1, segments + 1, dtype=torch.float64)
-    curve = _slerp(start.double(), end.double(), t)
+    curve = interpolate(start.double(), end.double(), segments, "slerp")
     return (curve[:, 1:] - curve[:, :-1]).norm(dim=-1).sum(1).to(start.dtype)
 
 

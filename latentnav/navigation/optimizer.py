@@ -1,0 +1,203 @@
+"""Path-level navigation (DESIGN.md §3): all T − 1 interior points of all pairs optimised at once.
+
+The energy E(z_1..z_{T−1}) is an :class:`~latentnav.navigation.energy.Energy` (a sum of terms;
+default the :func:`~latentnav.navigation.energy.label_free` preset). Endpoints stay exact.
+Initialised from SLERP (or another method's path, e.g. the stepwise navigator's), Adam with an
+optional cosine learning-rate decay and a per-pair convergence mask: a pair stops once its energy
+changes by less than ``tol`` relatively. Masks, not indexing, so there is no host synchronisation
+inside the loop on CUDA. A pair whose energy or gradient turns non-finite stops where it is; a
+non-finite point is never returned.
+
+Records: ``energy`` (B,) of the returned path, ``iterations`` (B,) int64 the pair was optimised for;
+with a compass ℓ also ``d_score`` σ(ℓ) and ``accepted`` |σ(ℓ) − 0.5| < ε, (B, T + 1).
+Shapes: z_a, z_b (B, d); paths (B, T + 1, d); energies (B,).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from latentnav.interpolation import interpolate
+from latentnav.navigation.energy import Energy, PathContext, label_free
+from latentnav.navigation.methods import Callback, Method, make_method, register_method
+from latentnav.navigation.path import LatentPath
+
+__all__ = ["OptimizerConfig", "PathOptimizer", "optimize", "frozen"]
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """steps: T (≥ 2); iterations: Adam iterations at most (0 returns the initial path); lr: Adam
+    learning rate (latent units); tol: a pair stops once |ΔE| / |E| < tol; lr_decay: cosine from lr
+    down to lr · lr_decay (1: constant); eps: band of the ``accepted`` record (reporting only)."""
+
+    steps: int = 32
+    iterations: int = 100
+    lr: float = 0.05
+    tol: float = 1e-4
+    lr_decay: float = 1.0
+    eps: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.steps, int) and self.steps >= 2):
+            raise ValueError(f"steps must be an int ≥ 2, got {self.steps!r}")
+        if not (isinstance(self.iterations, int) and self.iterations >= 0):
+            raise ValueError(f"iterations must be an int ≥ 0, got {self.iterations!r}")
+        for name in ("lr", "tol", "eps"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0 < self.lr_decay <= 1:
+            raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
+
+
+class frozen:
+    """Context manager: modules in eval mode without parameter gradients; restored on exit."""
+
+    def __init__(self, modules: list[nn.Module]):
+        unique = {id(m): m for m in modules}
+        self.states = [(m, m.training, [p.requires_grad for p in m.parameters()]) for m in
+                       unique.values()]  # fmt: skip
+
+    def __enter__(self) -> None:
+        for m, _, _ in self.states:
+            m.eval().requires_grad_(False)
+
+    def __exit__(self, *exc: object) -> None:
+        for m, training, grads in self.states:
+            m.train(training)
+            for p, g in zip(m.parameters(), grads, strict=True):
+                p.requires_grad_(g)
+
+
+def optimize(
+    energy: Energy,
+    decoder: nn.Module,
+    start: torch.Tensor,
+    config: OptimizerConfig,
+    callback: Callback | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Minimise ``energy`` over the interior of ``start`` (B, T + 1, d), modules already frozen
+    → (path (B, T + 1, d), energy (B,) of that path, iterations (B,) int64). ``callback`` sees
+    ``{"i", "z", "energy", "active"}`` at every iteration (energy before that iteration's step)."""
+    c, device = config, start.device
+    inner = start[:, 1:-1].clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([inner], lr=c.lr)
+    active = torch.ones(len(start), dtype=torch.bool, device=device)
+    iterations = torch.zeros(len(start), dtype=torch.int64, device=device)
+    previous = None
+    for i in range(c.iterations):
+        if c.lr_decay < 1:
+            cosine = 0.5 * (1 + math.cos(math.pi * i / max(c.iterations - 1, 1)))
+            optimizer.param_groups[0]["lr"] = c.lr * (c.lr_decay + (1 - c.lr_decay) * cosine)
+        full = torch.cat([start[:, :1], inner, start[:, -1:]], 1)
+        value = energy(PathContext(full, decoder))
+        optimizer.zero_grad(set_to_none=True)
+        value.sum().backward()
+        with torch.no_grad():  # A pair whose energy or gradient is not finite stops here.
+            active &= torch.isfinite(value) & torch.isfinite(inner.grad).flatten(1).all(1)
+        keep = active[:, None, None]  # masks, not indexing: no host sync on CUDA
+        inner.grad.copy_(torch.where(keep, inner.grad, torch.zeros_like(inner.grad)))
+        before = inner.detach().clone()
+        optimizer.step()
+        with torch.no_grad():
+            inner.copy_(torch.where(keep, inner, before))  # Converged pairs stay put.
+            iterations += active.to(torch.int64)
+            if callback is not None:
+                callback({"i": i, "z": full.detach(), "energy": value.detach(), "active": active})
+            if previous is not None:
+                change = (previous - value.detach()).abs() / value.detach().abs().clamp_min(1e-8)
+                active &= change > c.tol
+            previous = value.detach()
+    with torch.no_grad():
+        finite = torch.isfinite(inner).flatten(1).all(1)[:, None, None]
+        inner = torch.where(finite, inner.detach(), start[:, 1:-1])  # never a non-finite point
+        full = torch.cat([start[:, :1], inner, start[:, -1:]], 1)
+        final = energy(PathContext(full, decoder))
+    return full, final, iterations
+
+
+@register_method("optimizer")
+class PathOptimizer(Method):
+    """``PathOptimizer(aae, energy, compass, init, config, **fields)``. ``energy`` defaults to
+    ``label_free(aae, compass)``; ``compass`` (logit module ℓ) defaults to ``aae.compass`` and
+    gives the ``d_score``/``accepted`` records; ``init``: the starting path, ``"slerp"`` (default)
+    or any method (object or registered name); ``fields`` override those of ``config``."""
+
+    def __init__(
+        self,
+        aae: nn.Module,
+        energy: Energy | None = None,
+        compass: nn.Module | None = None,
+        init: Method | str = "slerp",
+        config: OptimizerConfig | None = None,
+        **fields: Any,
+    ):
+        super().__init__(aae)
+        self.settings = replace(config or OptimizerConfig(), **fields)
+        self.compass = compass if compass is not None else getattr(aae, "compass", None)
+        if energy is None:
+            if self.compass is None:
+                raise ValueError(
+                    "the path optimiser's default energy needs a compass: fit one with "
+                    "latentnav.compass.fit_compass(aae, images), attach it as aae.compass "
+                    "(or pass compass=), or pass energy="
+                )
+            energy = label_free(aae, self.compass)
+        self.energy = energy
+        self.init = init if isinstance(init, Method) or init == "slerp" else make_method(init, aae)
+
+    def config(self) -> dict[str, Any]:
+        init = self.init if isinstance(self.init, str) else self.init.name
+        energy = self.energy.config() if hasattr(self.energy, "config") else repr(self.energy)
+        return {**asdict(self.settings), "energy": energy, "init": init}
+
+    def _start(self, z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
+        if self.init == "slerp":
+            return interpolate(z_a, z_b, self.settings.steps, "slerp")
+        start = self.init.path(z_a, z_b).z.detach()
+        if start.shape[1] != self.settings.steps + 1:
+            raise ValueError(
+                f"init's path has {start.shape[1] - 1} steps, the optimiser {self.settings.steps}"
+            )
+        return start
+
+    def _path(self, z_a, z_b, callback):
+        with frozen(self.modules()):
+            start = self._start(z_a, z_b)
+        return self.from_start(start, z_a, z_b, callback)
+
+    def from_start(
+        self,
+        start: torch.Tensor,
+        z_a: torch.Tensor,
+        z_b: torch.Tensor,
+        callback: Callback | None = None,
+    ) -> LatentPath:
+        """Optimise from a given path ``start`` (B, T + 1, d) whose endpoints are replaced by the
+        checked z_a, z_b (B, d)."""
+        with frozen(self.modules()):
+            start = start.detach().to(z_a).clone()
+            start[:, 0], start[:, -1] = z_a, z_b
+            z, energy, iterations = optimize(
+                self.energy, self.aae.decoder, start, self.settings, callback
+            )
+            records = {"energy": energy, "iterations": iterations}
+            if self.compass is not None:
+                with torch.no_grad():
+                    d_score = torch.sigmoid(self.compass(z.flatten(0, 1))).view(z.shape[:2])
+                records["d_score"] = d_score
+                records["accepted"] = (d_score - 0.5).abs() < self.settings.eps
+        return LatentPath(z, records, self.name, self.config())
+
+    def modules(self) -> list[nn.Module]:
+        """The decoder, every module of the energy and the compass: frozen while optimising."""
+        found = [self.aae.decoder, *self.energy_modules()]
+        return found + ([self.compass] if self.compass is not None else [])
+
+    def energy_modules(self) -> list[nn.Module]:
+        return self.energy.modules() if hasattr(self.energy, "modules") else []

@@ -1,0 +1,56 @@
+"""Thresholds of the energy terms from data (DESIGN.md §3): percentiles over encoded images.
+
+τ for :class:`~latentnav.navigation.energy.Density` (a low percentile of log q, so only points in
+thinner regions than that share of real data are pushed) and κ for
+:class:`~latentnav.navigation.energy.Cycle` (a percentile of the cycle error of real data).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from latentnav.navigation.energy import cycle_error, log_q
+
+__all__ = ["log_q_threshold", "cycle_threshold"]
+
+
+def _check_percentile(percentile: float) -> None:
+    if not 0 <= percentile <= 100:
+        raise ValueError(f"percentile must be in [0, 100], got {percentile}")
+
+
+@torch.no_grad()
+def log_q_threshold(
+    aae: nn.Module,
+    compass: nn.Module,
+    images: torch.Tensor,
+    percentile: float = 5.0,
+    batch_size: int = 4096,
+) -> float:
+    """The ``percentile``-th percentile of log q over encoded ``images`` (N, *image_shape): a
+    hinge threshold τ below which only that share of real (encoded) data lies."""
+    _check_percentile(percentile)
+    device = next(aae.parameters()).device
+    values = torch.cat(
+        [
+            log_q(compass, aae.prior, aae.encoder(x.to(device))).double()
+            for x in images.split(batch_size)
+        ]
+    )
+    return float(torch.quantile(values.cpu(), percentile / 100))
+
+
+@torch.no_grad()
+def cycle_threshold(
+    aae: nn.Module, images: torch.Tensor, percentile: float = 50.0, batch_size: int = 4096
+) -> float:
+    """The ``percentile``-th percentile of ‖E(G(z)) − z‖², z = E(x), over ``images``: a cycle
+    tolerance κ that real (encoded) data meets that often."""
+    _check_percentile(percentile)
+    device = next(aae.parameters()).device
+    values = []
+    for x in images.split(batch_size):
+        z = aae.encoder(x.to(device))
+        values.append(cycle_error(aae.encoder, z, aae.decoder(z)).double().cpu())
+    return float(torch.quantile(torch.cat(values), percentile / 100))

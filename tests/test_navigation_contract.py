@@ -1,0 +1,168 @@
+"""The navigation interface contract, for every registered method (DESIGN.md §3).
+
+Tolerances for "a batch of B equals B single calls": LERP, SLERP exact; the stepwise navigator and
+the optimiser 1e-5 (batched matrix products round differently); the ODE 1e-4 (the adaptive solver
+picks one step size for the whole batch; solved at rtol = atol = 1e-6).
+"""
+
+import pytest
+import torch
+
+from latentnav.aae import AAE, AAEConfig
+from latentnav.diffusion import DiffusionConfig, LatentDiffusion
+from latentnav.navigation import METHODS, LatentPath, Navigator, make_method
+from latentnav.networks import LatentDiscriminator
+from latentnav.score_net import ScoreNetConfig
+
+T, B, D = 6, 4, 3
+
+
+@pytest.fixture(scope="module")
+def aae():
+    torch.manual_seed(0)
+    model = AAE(AAEConfig(image_shape=(6,), latent_dim=D, hidden=(16,), disc_hidden=(16,)))
+    model.compass = LatentDiscriminator(D, (16,))
+    with torch.no_grad():  # a sharp compass, so the stepwise loop has something to correct
+        model.compass.net[-1].weight.mul_(20)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def diffusion():
+    torch.manual_seed(1)
+    net = ScoreNetConfig(latent_dim=D, width=16, blocks=1, embed_dim=8)
+    return LatentDiffusion(DiffusionConfig(net=net)).eval()
+
+
+OPTIONS = {
+    "lerp": {"steps": T},
+    "slerp": {"steps": T},
+    "stepwise": {"steps": T, "max_corrections": 3},  # Langevin noise is drawn per batch
+    "optimizer": {"steps": T, "iterations": 4},
+    "ode": {"steps": T, "rtol": 1e-6, "atol": 1e-6},
+}
+RECORDS = {  # name → per point (True) or per pair (False)
+    "lerp": {},
+    "slerp": {},
+    "stepwise": {"d_score": True, "corrections": True, "accepted": True},
+    "optimizer": {"energy": False, "iterations": False, "d_score": True, "accepted": True},
+    "ode": {},
+}
+CALLS = {"lerp": T, "slerp": T, "stepwise": T, "optimizer": 4, "ode": 1}
+BATCH_TOLERANCE = {"lerp": 0.0, "slerp": 0.0, "stepwise": 1e-5, "optimizer": 1e-5, "ode": 1e-4}
+
+
+def method(name, aae, diffusion):
+    options = dict(OPTIONS[name])
+    if name == "ode":
+        options["diffusion"] = diffusion
+    return make_method(name, aae, **options)
+
+
+def pairs(n=B, seed=3):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, D, generator=g), 1.5 * torch.randn(n, D, generator=g)
+
+
+def test_every_registered_method_is_covered():
+    assert set(METHODS) == set(OPTIONS)  # a new method needs its row here ("geodesic": stochman)
+
+
+@pytest.fixture(params=sorted(OPTIONS))
+def name(request):
+    return request.param
+
+
+def test_shapes_endpoints_records_and_finite_output(name, aae, diffusion):
+    a, b = pairs()
+    path = method(name, aae, diffusion).path(a, b)
+    assert isinstance(path, LatentPath) and path.method == name
+    assert path.z.shape == (B, T + 1, D) and torch.isfinite(path.z).all()
+    assert torch.equal(path.z[:, 0], a) and torch.equal(path.z[:, -1], b)
+    assert set(path.records) == set(RECORDS[name])
+    for record, per_point in RECORDS[name].items():
+        expected = (B, T + 1) if per_point else (B,)
+        assert path.records[record].shape == expected, record
+        assert torch.isfinite(path.records[record].float()).all(), record
+    assert path.config["steps"] == T
+
+
+def test_deterministic_for_a_seed(name, aae, diffusion):
+    a, b = pairs()
+    first = method(name, aae, diffusion).path(a, b)
+    second = method(name, aae, diffusion).path(a, b)
+    assert torch.equal(first.z, second.z)
+    assert all(torch.equal(v, second.records[k]) for k, v in first.records.items())
+
+
+def test_a_batch_equals_single_calls(name, aae, diffusion):
+    a, b = pairs()
+    m = method(name, aae, diffusion)
+    batch = m.path(a, b)
+    singles = LatentPath.cat([m.path(a[i], b[i]) for i in range(B)])
+    tol = BATCH_TOLERANCE[name]
+    torch.testing.assert_close(batch.z, singles.z, atol=tol, rtol=tol)
+
+
+def test_callback_is_called_at_every_step(name, aae, diffusion):
+    a, b = pairs()
+    seen = []
+    path = method(name, aae, diffusion).path(a, b, callback=seen.append)
+    assert len(seen) == CALLS[name]
+    assert all(isinstance(info, dict) and info["z"].shape[0] == B for info in seen)
+    if name == "stepwise":
+        assert [info["k"] for info in seen] == list(range(T))
+        assert torch.equal(seen[-1]["z"], path.z[:, -1])
+        assert {"logit", "corrections"} <= set(seen[0])
+    if name == "optimizer":
+        assert [info["i"] for info in seen] == list(range(4))
+        assert all(info["energy"].shape == (B,) for info in seen)
+
+
+BAD = [
+    (lambda a, b: (a, b[:2]), ValueError, "same shape"),
+    (lambda a, b: (a[:, :2], b[:, :2]), ValueError, "z_a must have latent dim d=3"),
+    (lambda a, b: (a, b.clone().fill_(float("nan"))), ValueError, "z_b contains 12 non-finite"),
+    (lambda a, b: (a.long(), b.long()), TypeError, "z_a must be a floating tensor"),
+    (lambda a, b: (a[:0], b[:0]), ValueError, "z_a is an empty batch"),
+    (lambda a, b: (a.tolist(), b), TypeError, "z_a must be a torch.Tensor"),
+    (lambda a, b: (a[None], b[None]), ValueError, r"z_a must have shape \(B, d\)"),
+    (lambda a, b: (a.double(), b.double()), ValueError, "dtype"),
+]
+
+
+@pytest.mark.parametrize("bad", BAD, ids=[m for _, _, m in BAD])
+def test_bad_inputs_raise_clear_errors(name, aae, diffusion, bad):
+    make_bad, error, message = bad
+    with pytest.raises(error, match=message):
+        method(name, aae, diffusion).path(*make_bad(*pairs()))
+
+
+def test_unknown_names_and_missing_models_are_clear(aae):
+    with pytest.raises(ValueError, match="unknown navigation method 'geodesik'; registered"):
+        make_method("geodesik", aae)
+    with pytest.raises(ValueError, match="needs the latent diffusion model"):
+        make_method("ode", aae)
+
+
+def test_front_door_default_is_the_label_free_optimizer(aae):
+    a, b = pairs()
+    nav = Navigator(aae, steps=T, iterations=4)
+    path = nav.path(a, b)
+    assert path.method == "optimizer"
+    assert [t["term"] for t in path.config["energy"]] == [
+        "smoothness", "max_jump", "density", "cycle"
+    ]  # fmt: skip
+    assert torch.equal(path.z, make_method("optimizer", aae, steps=T, iterations=4).path(a, b).z)
+    slerp = Navigator(aae, "slerp", steps=T).path(a, b)
+    assert slerp.method == "slerp" and not torch.equal(slerp.z, path.z)
+
+
+def test_front_door_without_a_compass_says_what_to_call():
+    torch.manual_seed(0)
+    bare = AAE(AAEConfig(image_shape=(6,), latent_dim=D, hidden=(16,), disc_hidden=(16,)))
+    with pytest.raises(ValueError, match=r"latentnav\.compass\.fit_compass\(aae, images\)"):
+        Navigator(bare)
+    compass = LatentDiscriminator(D, (16,))
+    path = Navigator(bare, compass=compass, steps=T, iterations=2).path(*pairs())
+    assert path.z.shape == (B, T + 1, D)
