@@ -87,8 +87,7 @@ def stochman_geodesic(aae: AAE, za: torch.Tensor, zb: torch.Tensor, steps: int) 
     z[:, 0], z[:, -1] = za, zb  # the spline's endpoints are exact up to rounding
     with torch.no_grad():
         d_score = aae.discriminate(z.flatten(0, 1)).view(z.shape[:2])
-    zeros = torch.zeros(z.shape[:2], dtype=torch.int64)
-    return LatentPath(z, d_score, zeros, (d_score - 0.5).abs() < 0.1)
+    return LatentPath(z, {"d_score": d_score, "accepted": (d_score - 0.5).abs() < 0.1})
 
 
 def main() -> None:

@@ -182,13 +182,7 @@ def main() -> None:
         return inits[name]
 
     def constant(z: torch.Tensor) -> LatentPath:
-        shape = z.shape[:2]
-        return LatentPath(
-            z,
-            torch.full(shape, 0.5),
-            torch.zeros(shape, dtype=torch.int64),
-            torch.ones(shape, dtype=torch.bool),
-        )
+        return LatentPath(z, {}, method="given")
 
     if args.diagnose:
         diagnose(aae, compass, detector, inits["slerp"], train.images)

@@ -1,6 +1,6 @@
 """Probe (issue 4, RESULTS 6.5): a per-pair λ ladder chosen by the AAE's own cycle error.
 
-    cd benchmarks && python probe_cycle_ladder.py 2 200 dev 10:30:60
+    python probe_cycle_ladder.py 2 200 dev 10:30:60
 (threads, pairs, dev|final, λ rungs; SLERP is rung 0; γ = 300, μ = 0.3, p = 16 unless g=/mu=)
 """
 

@@ -2,8 +2,8 @@
 r the responsibilities of a K-component Gaussian mixture fitted by EM to encoded training images
 and m_j = max(r_j(z_a), r_j(z_b)): stay in the endpoints' modes (passed in through the compass).
 
-    cd benchmarks && python probe_endpoint_modes.py 1 200 dev 20:10 20:30   (K:β ...)
-    cd benchmarks && python probe_endpoint_modes.py 1 10 dev 10:purity 20:purity 50:purity
+    python probe_endpoint_modes.py 1 200 dev 20:10 20:30   (K:β ...)
+    python probe_endpoint_modes.py 1 10 dev 10:purity 20:purity 50:purity
 """
 
 import math

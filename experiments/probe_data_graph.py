@@ -3,7 +3,7 @@ images (in latent or decoded-pixel space), edge cost = pixel distance^p, Dijkstr
 each z_a to z_b, resampled to T = 32 at equal decoded arc length; ``opt=γ:λ:μ`` refines it with
 the path optimiser.
 
-    cd benchmarks && python probe_data_graph.py 2 100 10,2,latent 10,2,pixel
+    python probe_data_graph.py 2 100 10,2,latent 10,2,pixel
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 (``ode=t``) and an SDEdit projection of SLERP (``sdedit=t0``: noise to t0 with one noise draw per
 pair, probability-flow ODE back).
 
-    cd benchmarks && python probe_diffusion_paths.py 2 200 dev joint_d8_ft2 ode=1.0 sdedit=0.1
+    python probe_diffusion_paths.py 2 200 dev joint_d8_ft2 ode=1.0 sdedit=0.1
 """
 
 import sys

@@ -29,9 +29,7 @@ def setup(which: str, n: int):
 def show(name: str, path: torch.Tensor | LatentPath, aae, detector) -> None:
     """Print union OOD, steps, class changes and length of paths (B, T + 1, d)."""
     if isinstance(path, torch.Tensor):
-        s = path.shape[:2]
-        ones = torch.ones(s, dtype=torch.bool)
-        path = LatentPath(path, torch.full(s, 0.5), torch.zeros(s, dtype=torch.int64), ones)
+        path = LatentPath(path, {})
     r = path.report(aae, detector=detector)
     print(
         f"{name:40s} union OOD {r.ood_rate['union']:.4f} step mean {r.step_mean:.3f} "

@@ -1,7 +1,7 @@
 """Probe (issue 4, RESULTS 6.7): why paths change class more than once. Reads the rungs saved by
 probe_cycle_ladder.py (dev-200) and counts third-class visits of each rung's paths.
 
-    cd benchmarks && python probe_class_visits.py
+    python probe_class_visits.py
 """
 
 import torch
