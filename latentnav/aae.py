@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from latentnav._checks import check_images, check_latents
-from latentnav.checkpoint import load_into, load_tensors, save_tensors
+from latentnav.checkpoint import build_checked, save_tensors
 from latentnav.networks import (
     ConvDecoder,
     ConvEncoder,
@@ -145,11 +145,6 @@ class AAE(nn.Module):
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> AAE:
-        """Rebuild an AAE from :meth:`save`'s file; no code from the file is executed."""
-        tensors, config = load_tensors(path, CHECKPOINT_FORMAT, device)
-        try:
-            model = cls(AAEConfig(**config))
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"{path} has an invalid AAE config: {err}") from err
-        load_into(model, tensors, Path(path))
-        return model.to(device).eval()
+        """Rebuild an AAE from :meth:`save`'s file; no code from the file is executed, and its
+        tensor shapes are checked against its config before the model is allocated."""
+        return build_checked(lambda c: cls(AAEConfig(**c)), path, CHECKPOINT_FORMAT, device).eval()
