@@ -1,0 +1,125 @@
+"""Hostile checkpoint files for the AAE, compass and latent classifier loaders; training-config
+validation; CLI errors (exit 2, one line, no traceback unless --debug)."""
+
+import json
+import subprocess
+import sys
+from dataclasses import asdict
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from latentnav.aae import AAE, AAEConfig
+from latentnav.checkpoint import CheckpointError
+from latentnav.compass import load_compass, save_compass
+from latentnav.latent_classifier import (
+    LatentClassifier,
+    load_latent_classifier,
+    save_latent_classifier,
+)
+from latentnav.networks import LatentDiscriminator
+
+SMALL = dict(hidden=(16,), disc_hidden=(8,), channels=(4, 8, 8))
+
+
+def tamper(path, out, **changes):
+    """Copy a checkpoint to ``out`` with its JSON config updated by ``changes``."""
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    config = json.loads(meta["config"]) | changes
+    save_file(load_file(str(path)), str(out), metadata={**meta, "config": json.dumps(config)})
+    return out
+
+
+@pytest.mark.parametrize("prior", [{"name": "normal"}, {"name": "mixture", "k": 3}, "swiss"])
+@pytest.mark.parametrize("family", ["mlp", "conv"])
+def test_aae_skeleton_on_meta_matches_the_real_model(prior, family):
+    prior = {"name": "swiss-roll", "n_components": 5} if prior == "swiss" else prior
+    config = AAEConfig(latent_dim=2, family=family, prior=prior, disc_spectral_norm=True, **SMALL)
+    real = AAE(config)
+    saved = asdict(config) | {"prior": real.prior.config()}
+    with torch.device("meta"):
+        skeleton = AAE(AAEConfig(**saved))
+    specs = {k: (v.shape, v.dtype) for k, v in real.state_dict().items()}
+    assert {k: (v.shape, v.dtype) for k, v in skeleton.state_dict().items()} == specs
+    assert all(v.is_meta for k, v in skeleton.state_dict().items() if not k.startswith("prior."))
+
+
+def test_explicit_mixture_prior_builds_on_meta():
+    from latentnav.priors import GaussianMixture, prior_from_config
+
+    mix = GaussianMixture(torch.randn(4, 3), stds=0.5)
+    with torch.device("meta"):
+        skeleton = prior_from_config(mix.config())
+    assert skeleton.means.is_meta and skeleton.scale_tril.shape == (4, 3, 3)
+    with pytest.raises(ValueError, match="means must be a finite"):
+        GaussianMixture(torch.tensor([[float("nan"), 0.0]]), stds=1.0)
+
+
+def test_aae_with_oversized_config_is_refused_cheaply(tmp_path):
+    small = AAE(AAEConfig(**SMALL)).save(tmp_path / "small.safetensors")
+    crafted = tamper(small, tmp_path / "crafted.safetensors", hidden=[100_000])
+    assert crafted.stat().st_size < 1_000_000
+    # In a fresh process: warm up with a valid load, then time the refusal and measure peak RSS;
+    # building the crafted model for real (157 M parameters) shows the measurement would see it.
+    code = f"""
+import json, resource, time
+from latentnav.aae import AAE, AAEConfig
+from latentnav.checkpoint import CheckpointError
+peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB on Linux
+AAE.load({str(small)!r})
+before, start = peak(), time.perf_counter()
+try:
+    AAE.load({str(crafted)!r})
+    error = None
+except CheckpointError as err:
+    error = str(err)
+seconds, grown = time.perf_counter() - start, peak() - before
+model = AAE(AAEConfig(hidden=(100_000,), disc_hidden=(8,)))
+print(json.dumps(dict(error=error, seconds=seconds, grown=grown, real=peak() - before)))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    print(result)
+    assert (
+        "crafted.safetensors does not fit the model: shape mismatch at 'decoder." in result["error"]
+    )
+    assert result["seconds"] < 1.0
+    assert result["grown"] < 50, result
+    assert result["real"] > 400, result  # the measurement is sensitive enough
+
+
+def test_aae_file_of_another_architecture_names_the_key(tmp_path):
+    path = AAE(AAEConfig(**SMALL)).save(tmp_path / "a.safetensors")
+    crafted = tamper(path, tmp_path / "b.safetensors", hidden=[17])
+    match = r"b.safetensors does not fit the model: shape mismatch at 'decoder.net.0.bias': \(16,\)"
+    with pytest.raises(CheckpointError, match=match):
+        AAE.load(crafted)
+    with pytest.raises(CheckpointError, match="invalid latentnav.aae/1 config.*latent_dim"):
+        AAE.load(tamper(path, tmp_path / "c.safetensors", latent_dim=0))
+    with pytest.raises(CheckpointError, match="invalid latentnav.aae/1 config.*bogus"):
+        AAE.load(tamper(path, tmp_path / "d.safetensors", bogus=1))
+
+
+def test_compass_and_classifier_loaders_check_first(tmp_path):
+    compass = save_compass(LatentDiscriminator(2, (8,), False), tmp_path / "compass.safetensors")
+    classifier = save_latent_classifier(LatentClassifier(2, 3, (8,)), tmp_path / "cls.safetensors")
+    assert load_compass(compass).hidden == (8,)
+    assert load_latent_classifier(classifier).num_classes == 3
+    for loader, path in ((load_compass, compass), (load_latent_classifier, classifier)):
+        crafted = tamper(path, tmp_path / "crafted.safetensors", hidden=[100_000, 100_000])
+        with pytest.raises(CheckpointError, match="shape mismatch at 'net.0.bias'"):
+            loader(crafted)
+        broken = tamper(path, tmp_path / "broken.safetensors", hidden=[-3])
+        with pytest.raises(CheckpointError, match="invalid .* config"):
+            loader(broken)
+
+
+def test_crafted_pickle_is_refused_by_every_loader(tmp_path):
+    path = tmp_path / "model.safetensors"
+    torch.save(AAE(AAEConfig(**SMALL)).state_dict(), path)
+    for loader in (AAE.load, load_compass, load_latent_classifier):
+        with pytest.raises(CheckpointError, match="not a readable safetensors checkpoint"):
+            loader(path)
