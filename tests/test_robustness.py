@@ -123,3 +123,73 @@ def test_crafted_pickle_is_refused_by_every_loader(tmp_path):
     for loader in (AAE.load, load_compass, load_latent_classifier):
         with pytest.raises(CheckpointError, match="not a readable safetensors checkpoint"):
             loader(path)
+
+
+# ---- config validation --------------------------------------------------------------------
+
+TRAIN_REJECTS = [
+    ("epochs", 0, r"epochs must be an int ≥ 1, got 0"),
+    ("epochs", -1, r"epochs must be an int ≥ 1"),
+    ("epochs", 2.5, r"epochs must be an int"),
+    ("epochs", True, r"epochs must be an int"),
+    ("batch_size", 0, r"batch_size must be an int ≥ 1"),
+    ("lr_reconstruction", 0.0, r"lr_reconstruction must be a finite number > 0"),
+    ("lr_discriminator", -1e-3, r"lr_discriminator must be a finite number > 0"),
+    ("lr_generator", float("nan"), r"lr_generator must be a finite number > 0"),
+    ("lr_generator", float("inf"), r"lr_generator must be a finite number > 0"),
+    ("betas", (0.5,), r"betas must be a pair"),
+    ("betas", 0.5, r"betas must be a pair"),
+    ("betas", (1.0, 0.999), r"betas\[0\] must be a finite number in \[0, 1\)"),
+    ("betas", (0.5, -0.1), r"betas\[1\] must be a finite number in \[0, 1\)"),
+    ("reconstruction", "l1", r"reconstruction must be one of 'bce', 'mse', got 'l1'"),
+    ("lr_schedule", "linear", r"lr_schedule must be one of 'cosine', 'constant'"),
+    ("gradient_penalty", -1.0, r"gradient_penalty must be a finite number ≥ 0"),
+    ("lr_final_fraction", 0.0, r"lr_final_fraction must be a finite number in \(0, 1\]"),
+    ("lr_final_fraction", 1.5, r"lr_final_fraction must be a finite number in \(0, 1\]"),
+    ("mmd_points", 1, r"mmd_points must be an int ≥ 2"),
+    ("seed", -1, r"seed must be an int in \[0, "),
+    ("seed", "0", r"seed must be an int"),
+]
+
+
+@pytest.mark.parametrize("field,value,match", TRAIN_REJECTS)
+def test_train_config_rejects(field, value, match):
+    from latentnav.training import TrainConfig
+
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**{field: value})
+
+
+def test_train_config_accepts_edges_and_json_lists():
+    from dataclasses import FrozenInstanceError
+
+    from latentnav.training import TrainConfig
+
+    config = TrainConfig(epochs=1, betas=[0.0, 0.5], gradient_penalty=0, lr_final_fraction=1.0)
+    assert config.betas == (0.0, 0.5)
+    assert TrainConfig(**json.loads(json.dumps(asdict(config)))) == config
+    with pytest.raises(FrozenInstanceError):
+        config.epochs = 5
+
+
+AAE_REJECTS = [
+    ("latent_dim", 0, r"latent_dim must be an int ≥ 1, got 0"),
+    ("latent_dim", 2.0, r"latent_dim must be an int"),
+    ("hidden", (64, 0), r"hidden\[1\] must be an int ≥ 1, got 0"),
+    ("hidden", 64, r"hidden must be a tuple"),
+    ("disc_hidden", (-8,), r"disc_hidden\[0\] must be an int ≥ 1"),
+    ("channels", (8, 1.5), r"channels\[1\] must be an int ≥ 1"),
+    ("image_shape", (1, 28), r"image_shape must be \(C, H, W\) or \(n,\)"),
+    ("image_shape", (1, 0, 28), r"image_shape\[1\] must be an int ≥ 1"),
+    ("family", "resnet", r"family must be one of 'mlp', 'conv'"),
+    ("disc_spectral_norm", "yes", r"disc_spectral_norm must be a bool"),
+    ("prior", "normal", r"prior must be a dict with a 'name'"),
+    ("region_band", (0.2,), r"region_band must be a pair"),
+    ("region_band", (0.2, float("nan")), r"region_band\[1\] must be a finite number"),
+]
+
+
+@pytest.mark.parametrize("field,value,match", AAE_REJECTS)
+def test_aae_config_rejects(field, value, match):
+    with pytest.raises(ValueError, match=match):
+        AAEConfig(**{field: value})
