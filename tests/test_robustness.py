@@ -193,3 +193,141 @@ AAE_REJECTS = [
 def test_aae_config_rejects(field, value, match):
     with pytest.raises(ValueError, match=match):
         AAEConfig(**{field: value})
+
+
+# ---- CLI errors -------------------------------------------------------------------------------
+
+
+def run_cli(argv, capsys):
+    from latentnav.cli import main
+
+    code = main(argv)
+    err = capsys.readouterr().err
+    return code, err
+
+
+def assert_one_line(err, *needles):
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+def test_cli_missing_and_wrong_files(tmp_path, capsys):
+    code, err = run_cli(
+        ["train-aae", "--data", str(tmp_path / "nope.npz"), "--out", str(tmp_path / "o")], capsys
+    )
+    assert code == 2
+    assert_one_line(err, "latentnav train-aae: error:", "nope.npz")
+    wrong = tmp_path / "wrong.npz"
+    wrong.write_text("not a numpy archive\n")
+    code, err = run_cli(["train-aae", "--data", str(wrong), "--out", str(tmp_path / "o")], capsys)
+    assert code == 2
+    assert_one_line(err, "latentnav train-aae: error:")
+    code, err = run_cli(["sample", str(wrong), "--out", str(tmp_path / "s")], capsys)
+    assert code == 2
+    assert_one_line(err, "wrong.npz is not a readable safetensors checkpoint")
+    code, err = run_cli(["sample", str(tmp_path / "none.safetensors")], capsys)
+    assert code == 2
+    assert_one_line(err, "checkpoint not found", "none.safetensors")
+
+
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["train-aae", "--latent-dim", "0"], "--latent-dim: expected an integer ≥ 1"),
+        (["train-aae", "--epochs", "many"], "--epochs"),
+        (["train-aae", "--prior", "cauchy"], "invalid choice: 'cauchy'"),
+        (["train-aae", "--seed", "-1", "--accelerator", "cpu"], "seed must be an int in [0, "),
+        (["train-aae", "--accelerator", "abacus"], "--accelerator must be one of auto, cpu"),
+        (["sample", "b.safetensors", "--device", "potato"], "--device 'potato'"),
+        ([], "the following arguments are required: COMMAND"),
+    ],
+)
+def test_cli_bad_option_values(argv, needle, capsys, tmp_path):
+    out = ["--out", str(tmp_path / "o")] if argv and argv[0] == "train-aae" else []
+    code, err = run_cli(argv + out, capsys)
+    assert code == 2
+    assert_one_line(err, needle)
+    assert not (tmp_path / "o").exists()  # nothing was started
+
+
+def test_cli_out_must_be_a_writable_folder(tmp_path, capsys):
+    existing = tmp_path / "file.txt"
+    existing.write_text("keep me")
+    code, err = run_cli(["train-aae", "--accelerator", "cpu", "--out", str(existing)], capsys)
+    assert code == 2
+    assert_one_line(err, f"--out {existing} exists and is not a folder")
+    assert existing.read_text() == "keep me"
+    code, err = run_cli(["train-aae", "--out", str(existing / "sub")], capsys)
+    assert code == 2
+    assert_one_line(err, "file.txt is not a folder")
+    code, err = run_cli(["sample", "b.safetensors", "--out", str(existing)], capsys)
+    assert code == 2
+    assert_one_line(err, "exists and is not a folder")
+
+
+def test_cli_unwritable_out(tmp_path, capsys):
+    import os
+    import tempfile
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        try:  # root ignores the mode: fall back to a read-only file system if there is one
+            tempfile.TemporaryFile(dir=locked).close()
+            target = None
+            if os.path.isdir("/sys"):
+                try:
+                    tempfile.TemporaryFile(dir="/sys").close()
+                except OSError:
+                    target = "/sys/latentnav-test"
+        except OSError:
+            target = str(locked / "run")
+        if target is None:
+            pytest.skip("no unwritable folder available to this user")
+        code, err = run_cli(["train-aae", "--accelerator", "cpu", "--out", target], capsys)
+        assert code == 2
+        assert_one_line(err, f"--out {target}: cannot write in")
+    finally:
+        locked.chmod(0o700)
+
+
+def test_cli_gpu_without_a_gpu(tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is present")
+    code, err = run_cli(["train-aae", "--accelerator", "gpu", "--out", str(tmp_path)], capsys)
+    assert code == 2
+    assert_one_line(err, "--accelerator gpu: no such device is available")
+    code, err = run_cli(["sample", "b.safetensors", "--device", "cuda:0"], capsys)
+    assert code == 2
+    assert_one_line(err, "--device cuda:0: no such CUDA device")
+
+
+def test_cli_debug_shows_the_traceback(tmp_path):
+    from latentnav.cli import main
+
+    argv = ["train-aae", "--data", str(tmp_path / "nope.npz"), "--out", str(tmp_path / "o")]
+    with pytest.raises(FileNotFoundError, match="nope.npz"):
+        main(["--debug", *argv])
+    proc = subprocess.run(
+        [sys.executable, "-m", "latentnav.cli", "--debug", *argv], capture_output=True, text=True
+    )
+    assert proc.returncode == 1 and "Traceback" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "latentnav.cli", *argv], capture_output=True)
+    assert proc.returncode == 2 and b"Traceback" not in proc.stderr
+
+
+def test_cli_unexpected_error_is_one_line(tmp_path, capsys, monkeypatch):
+    import latentnav.cli as cli
+
+    def boom(args):
+        raise RuntimeError("something inside broke\nsecond line")
+
+    monkeypatch.setattr(cli, "_run", boom)
+    code, err = run_cli(["train-aae", "--out", str(tmp_path)], capsys)
+    assert code == 1
+    assert_one_line(err, "internal error: RuntimeError: something inside broke second line")
+    assert "--debug" in err
