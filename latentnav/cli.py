@@ -16,6 +16,7 @@ from latentnav._cli_checks import (
     check_device,
     check_out,
 )
+from latentnav._signals import StopRequested
 from latentnav.aae import AAEConfig
 from latentnav.training import TrainConfig
 
@@ -314,7 +315,8 @@ def _run(args: argparse.Namespace) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Exit status: 0 done, 2 bad usage or input (one line on stderr), 1 an unexpected error
-    (one line; ``--debug`` shows the traceback of either), 130 interrupted."""
+    (one line; ``--debug`` shows the traceback of either), 128 + signum when stopped by a signal
+    (:class:`latentnav._signals.StopRequested`: 143 SIGTERM, 130 SIGINT or Ctrl-C)."""
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # argparse has printed usage and the error (or the help)
@@ -322,11 +324,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     prefix = f"latentnav {args.command}"
     try:
         summary = _run(args)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, StopRequested) as err:
         if args.debug:
             raise
-        print(f"{prefix}: interrupted", file=sys.stderr)
-        return 130
+        print(f"{prefix}: {str(err) or 'interrupted'}", file=sys.stderr)
+        return getattr(err, "exit_status", 130)
     except USER_ERRORS as err:
         if args.debug:
             raise

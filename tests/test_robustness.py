@@ -331,3 +331,21 @@ def test_cli_unexpected_error_is_one_line(tmp_path, capsys, monkeypatch):
     assert code == 1
     assert_one_line(err, "internal error: RuntimeError: something inside broke second line")
     assert "--debug" in err
+
+
+@pytest.mark.parametrize(
+    "exc,status,needle", [("term", 143, "stopped by SIGTERM"), ("int", 130, "interrupted")]
+)
+def test_cli_stop_signals_give_128_plus_signum(exc, status, needle, tmp_path, capsys, monkeypatch):
+    import signal
+
+    import latentnav.cli as cli
+    from latentnav._signals import StopRequested
+
+    def stop(args):
+        raise StopRequested(signal.SIGTERM) if exc == "term" else KeyboardInterrupt()
+
+    monkeypatch.setattr(cli, "_run", stop)
+    code, err = run_cli(["train-aae", "--out", str(tmp_path)], capsys)
+    assert code == status
+    assert_one_line(err, needle)
