@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from latentnav._checks import check_images, check_latents
-from latentnav.checkpoint import load_into, load_tensors, save_tensors
+from latentnav._validate import check_choice, check_int, check_real
+from latentnav.checkpoint import build_checked, save_tensors
 from latentnav.networks import (
     ConvDecoder,
     ConvEncoder,
@@ -56,16 +57,27 @@ class AAEConfig:
     region_band: tuple[float, float] = (0.2, 0.8)
 
     def __post_init__(self) -> None:
+        for name in ("image_shape", "hidden", "channels", "disc_hidden", "region_band"):
+            if not isinstance(getattr(self, name), tuple | list):
+                raise ValueError(f"{name} must be a tuple, got {getattr(self, name)!r}")
+            setattr(self, name, tuple(getattr(self, name)))
+        if len(self.image_shape) not in (1, 3):
+            raise ValueError(f"image_shape must be (C, H, W) or (n,), got {self.image_shape}")
+        for name in ("image_shape", "hidden", "channels", "disc_hidden"):
+            for i, width in enumerate(getattr(self, name)):
+                check_int(width, f"{name}[{i}]", 1)
         self.image_shape = tuple(int(s) for s in self.image_shape)
-        self.hidden, self.channels = tuple(self.hidden), tuple(self.channels)
-        self.disc_hidden, self.region_band = tuple(self.disc_hidden), tuple(self.region_band)
-        if self.latent_dim < 1:
-            raise ValueError(f"latent_dim must be ≥ 1, got {self.latent_dim}")
-        if self.family not in ("mlp", "conv"):
-            raise ValueError(f"family must be 'mlp' or 'conv', got {self.family!r}")
+        check_int(self.latent_dim, "latent_dim", 1)
+        check_choice(self.family, "family", ("mlp", "conv"))
         if self.family == "conv" and len(self.image_shape) != 3:
             raise ValueError(f"family='conv' needs image_shape (C, H, W), got {self.image_shape}")
-        lo, hi = self.region_band
+        if not isinstance(self.disc_spectral_norm, bool):
+            raise ValueError(f"disc_spectral_norm must be a bool, got {self.disc_spectral_norm!r}")
+        if not isinstance(self.prior, dict) or not isinstance(self.prior.get("name"), str):
+            raise ValueError(f"prior must be a dict with a 'name', got {self.prior!r}")
+        if len(self.region_band) != 2:
+            raise ValueError(f"region_band must be a pair (lo, hi), got {self.region_band}")
+        lo, hi = (check_real(b, f"region_band[{i}]") for i, b in enumerate(self.region_band))
         if not 0 < lo < 0.5 < hi < 1:
             raise ValueError(
                 f"region_band must satisfy 0 < lo < 0.5 < hi < 1, got {self.region_band}"
@@ -145,11 +157,6 @@ class AAE(nn.Module):
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> AAE:
-        """Rebuild an AAE from :meth:`save`'s file; no code from the file is executed."""
-        tensors, config = load_tensors(path, CHECKPOINT_FORMAT, device)
-        try:
-            model = cls(AAEConfig(**config))
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"{path} has an invalid AAE config: {err}") from err
-        load_into(model, tensors, Path(path))
-        return model.to(device).eval()
+        """Rebuild an AAE from :meth:`save`'s file; no code from the file is executed, and its
+        tensor shapes are checked against its config before the model is allocated."""
+        return build_checked(lambda c: cls(AAEConfig(**c)), path, CHECKPOINT_FORMAT, device).eval()

@@ -9,11 +9,19 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from latentnav._cli_checks import (
+    USER_ERRORS,
+    UsageError,
+    check_accelerator,
+    check_device,
+    check_out,
+)
+from latentnav._signals import StopRequested
 from latentnav.aae import AAEConfig
 from latentnav.sampling import SAMPLERS
 from latentnav.training import TrainConfig
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "UsageError"]
 
 PRIORS = ("normal", "mixture", "swiss-roll")
 
@@ -108,11 +116,21 @@ def _add_training_args(p: argparse.ArgumentParser, defaults: dict) -> None:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad usage is one line on stderr, exit status 2 (the usage is in ``--help``)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="latentnav",
         description="Train adversarial autoencoders and navigate their latent space without "
         "falling into its holes.",
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="show the full traceback when a command fails"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = sub.add_parser(
@@ -315,30 +333,63 @@ def _run_config(args: argparse.Namespace):
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    plain = isinstance(err, UsageError | ValueError | OSError)
+    return text if plain else f"{type(err).__name__}: {text}"
+
+
+def _run(args: argparse.Namespace) -> dict:
+    if args.command == "sample":
+        check_device(args.device)
+        check_out(args.out)
+        return _sample(args)
+    check_accelerator(args.accelerator)
+    check_out(args.out)
     from latentnav.runs import train_aae_run, train_joint_run
 
+    config = _run_config(args)
+    run = train_joint_run if args.command == "train" else train_aae_run
+    _, metrics = run(config, progress=not args.no_progress)
+    return {
+        "out": args.out,
+        "wall_time_s": round(metrics["wall_time_s"], 1),
+        **{k: round(v, 4) for k, v in metrics["test"].items()},
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Exit status: 0 done, 2 bad usage or input (one line on stderr), 1 an unexpected error
+    (one line; ``--debug`` shows the traceback of either), 128 + signum when stopped by a signal
+    (:class:`latentnav._signals.StopRequested`: 143 SIGTERM, 130 SIGINT or Ctrl-C)."""
     try:
-        if args.command == "sample":
-            print(json.dumps(_sample(args), indent=2))
-            return 0
-        config = _run_config(args)
-        run = train_joint_run if args.command == "train" else train_aae_run
-        _, metrics = run(config, progress=not args.no_progress)
-    except (ValueError, FileNotFoundError, TypeError) as err:
-        print(f"latentnav {args.command}: error: {err}", file=sys.stderr)
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # argparse has printed usage and the error (or the help)
+        return exit_.code if isinstance(exit_.code, int) else 2
+    prefix = f"latentnav {args.command}"
+    try:
+        summary = _run(args)
+    except (KeyboardInterrupt, StopRequested) as err:
+        if args.debug:
+            raise
+        print(f"{prefix}: {str(err) or 'interrupted'}", file=sys.stderr)
+        return getattr(err, "exit_status", 130)
+    except USER_ERRORS as err:
+        if args.debug:
+            raise
+        print(f"{prefix}: error: {_one_line(err)}", file=sys.stderr)
         return 2
-    print(
-        json.dumps(
-            {
-                "out": args.out,
-                "wall_time_s": round(metrics["wall_time_s"], 1),
-                **{k: round(v, 4) for k, v in metrics["test"].items()},
-            },
-            indent=2,
-        )
-    )
+    except Exception as err:
+        if args.debug:
+            raise
+        from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+        if isinstance(err, MisconfigurationException):
+            print(f"{prefix}: error: {_one_line(err)}", file=sys.stderr)
+            return 2
+        print(f"{prefix}: internal error: {_one_line(err)} (rerun with --debug)", file=sys.stderr)
+        return 1
+    print(json.dumps(summary, indent=2))
     return 0
 
 

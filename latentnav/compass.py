@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from latentnav.checkpoint import load_into, load_tensors, save_tensors
+from latentnav.checkpoint import build_checked, save_tensors
 from latentnav.density_ratio import (
     RatioFitConfig,
     calibration,
@@ -145,7 +145,9 @@ def save_compass(compass: LatentDiscriminator, path: str | os.PathLike) -> Path:
 def load_compass(
     path: str | os.PathLike, device: str | torch.device = "cpu"
 ) -> LatentDiscriminator:
-    tensors, config = load_tensors(path, CHECKPOINT_FORMAT, device)
-    compass = LatentDiscriminator(config["latent_dim"], config["hidden"], config["spectral_norm"])
-    load_into(compass, tensors, Path(path))
-    return compass.to(device).eval()
+    """:func:`save_compass`'s file, shapes checked against its config before allocating."""
+
+    def factory(c: dict[str, Any]) -> LatentDiscriminator:
+        return LatentDiscriminator(c["latent_dim"], tuple(c["hidden"]), c["spectral_norm"])
+
+    return build_checked(factory, path, CHECKPOINT_FORMAT, device).eval()

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from latentnav._checks import check_latents
-from latentnav.checkpoint import load_into, load_tensors, save_tensors
+from latentnav.checkpoint import build_checked, save_tensors
 from latentnav.likelihood import LikelihoodResult, log_likelihood
 from latentnav.losses import LOSSES, score_matching_loss
 from latentnav.sampling import SampleResult, ScoreFn, probability_flow, sample
@@ -198,15 +198,11 @@ class LatentDiffusion(nn.Module):
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> LatentDiffusion:
-        """Rebuild from :meth:`save`'s safetensors file; no code from the file is executed."""
-        tensors, config = load_tensors(path, CHECKPOINT_FORMAT, device)
-        return cls.from_state(tensors, config, Path(path)).to(device).eval()
+        """Rebuild from :meth:`save`'s safetensors file: the header's shapes are checked against
+        the config before anything is allocated; no code from the file is executed."""
+        return build_checked(cls.from_config, path, CHECKPOINT_FORMAT, device).eval()
 
     @classmethod
-    def from_state(cls, tensors: dict, config: dict, path: Path) -> LatentDiffusion:
-        try:
-            model = cls(DiffusionConfig(**config))
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"{path} has an invalid diffusion config: {err}") from err
-        load_into(model, tensors, path)
-        return model
+    def from_config(cls, config: dict) -> LatentDiffusion:
+        """An untrained model from a config dict as written by :meth:`save`."""
+        return cls(DiffusionConfig(**config))

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from latentnav.aae import AAE, AAEConfig
-from latentnav.checkpoint import load_tensors, save_tensors
+from latentnav.checkpoint import CheckpointError, build_checked, save_tensors
 from latentnav.diffusion import DiffusionConfig, LatentDiffusion
 from latentnav.training import AAETraining, TrainConfig, device_generator
 
@@ -100,22 +100,20 @@ def save_bundle(path: str | os.PathLike, aae: AAE, diffusion: LatentDiffusion) -
 def load_bundle(
     path: str | os.PathLike, device: str | torch.device = "cpu"
 ) -> tuple[AAE, LatentDiffusion]:
-    """(aae, diffusion) from :func:`save_bundle`'s file; no code from the file is executed."""
-    from latentnav.checkpoint import load_into
-
-    path = Path(path)
-    tensors, config = load_tensors(path, BUNDLE_FORMAT, device)
-    try:
-        aae = AAE(AAEConfig(**config["aae"]))
-    except (KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"{path} has an invalid AAE config: {err}") from err
-    load_into(aae, {k[4:]: v for k, v in tensors.items() if k.startswith("aae.")}, path)
-    diffusion = LatentDiffusion.from_state(
-        {k[10:]: v for k, v in tensors.items() if k.startswith("diffusion.")},
-        config.get("diffusion", {}),
-        path,
-    )
-    return aae.to(device).eval(), diffusion.to(device).eval()
+    """(aae, diffusion) from :func:`save_bundle`'s file; each part's shapes are checked against
+    its config before allocating, parts of different latent sizes are refused, and no code from
+    the file is executed."""
+    aae = build_checked(lambda c: AAE(AAEConfig(**c["aae"])), path, BUNDLE_FORMAT, device, "aae.")
+    diffusion = build_checked(
+        lambda c: LatentDiffusion.from_config(c["diffusion"]), path, BUNDLE_FORMAT, device,
+        "diffusion.",
+    )  # fmt: skip
+    if aae.latent_dim != diffusion.latent_dim:
+        raise CheckpointError(
+            f"{path} pairs an AAE of latent dim {aae.latent_dim} with a diffusion model of "
+            f"latent dim {diffusion.latent_dim}"
+        )
+    return aae.eval(), diffusion.eval()
 
 
 def default_diffusion_config(latent_dim: int, **overrides) -> DiffusionConfig:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from latentnav.checkpoint import load_into, load_tensors, save_tensors
+from latentnav.checkpoint import build_checked, save_tensors
 from latentnav.compass import encode_all
 from latentnav.networks import mlp
 
@@ -143,7 +143,9 @@ def save_latent_classifier(classifier: LatentClassifier, path: str | os.PathLike
 def load_latent_classifier(
     path: str | os.PathLike, device: str | torch.device = "cpu"
 ) -> LatentClassifier:
-    tensors, config = load_tensors(path, CHECKPOINT_FORMAT, device)
-    classifier = LatentClassifier(config["latent_dim"], config["num_classes"], config["hidden"])
-    load_into(classifier, tensors, Path(path))
-    return classifier.to(device).eval().requires_grad_(False)
+    """:func:`save_latent_classifier`'s file, shapes checked against its config first."""
+
+    def factory(c: dict[str, Any]) -> LatentClassifier:
+        return LatentClassifier(c["latent_dim"], c["num_classes"], tuple(c["hidden"]))
+
+    return build_checked(factory, path, CHECKPOINT_FORMAT, device).eval().requires_grad_(False)

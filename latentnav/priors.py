@@ -104,6 +104,8 @@ def _as_scale_tril(
             raise ValueError(f"stds must be a scalar, ({k},) or ({k}, {d}), got {tuple(s.shape)}")
         tril = torch.diag_embed(s.expand(k, d).clone())
     diag = torch.diagonal(tril, dim1=-2, dim2=-1)
+    if tril.is_meta:  # a shape-only skeleton (checkpoint.build_checked): no values to check
+        return tril
     if not torch.isfinite(tril).all() or not (diag > 0).all():
         raise ValueError("scale_tril must be finite with a strictly positive diagonal (stds > 0)")
     return tril
@@ -121,7 +123,8 @@ class GaussianMixture(Prior):
     ):
         means = torch.as_tensor(means)
         means = means if means.is_floating_point() else means.to(torch.get_default_dtype())
-        if means.ndim != 2 or means.shape[0] < 1 or not torch.isfinite(means).all():
+        finite = means.is_meta or bool(torch.isfinite(means).all())
+        if means.ndim != 2 or means.shape[0] < 1 or not finite:
             raise ValueError(f"means must be a finite (K, d) tensor, got {tuple(means.shape)}")
         super().__init__(int(means.shape[1]))
         k = means.shape[0]
@@ -130,7 +133,8 @@ class GaussianMixture(Prior):
             w = torch.full((k,), 1.0 / k, dtype=means.dtype)
         else:
             w = torch.as_tensor(weights, dtype=means.dtype)
-            if w.shape != (k,) or not torch.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+            valid = w.is_meta or (torch.isfinite(w).all() and (w >= 0).all() and w.sum() > 0)
+            if w.shape != (k,) or not valid:
                 raise ValueError(f"weights must be ({k},), finite, ≥ 0, with a positive sum")
             w = w / w.sum()
         self.register_buffer("means", means.clone())
@@ -223,6 +227,8 @@ def spiral_points(n: int, turns: float, max_radius: float, start_turn: float) ->
     speed = a * torch.sqrt(1 + fine**2)  # |d(r cos θ, r sin θ)/dθ|
     arc = torch.cat([fine.new_zeros(1), torch.cumsum((speed[1:] + speed[:-1]) / 2, 0)])
     arc = arc * (fine[1] - fine[0])
+    if arc.is_meta:  # a shape-only skeleton (checkpoint.build_checked)
+        return torch.empty(n, 2, dtype=torch.float64)
     target = torch.linspace(0, float(arc[-1]), n, dtype=torch.float64)
     j = torch.searchsorted(arc, target).clamp(1, len(fine) - 1)
     frac = (target - arc[j - 1]) / (arc[j] - arc[j - 1])

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from latentnav._checks import check_latents
+from latentnav._validate import MAX_SEED, check_choice, check_int, check_real
 from latentnav.aae import AAE
 from latentnav.metrics.mmd import mmd2
 
@@ -35,9 +36,12 @@ __all__ = [
 ]
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation of the three phases (Adam; learning rates of the AAE paper's order)."""
+    """Optimisation of the three phases (Adam; learning rates of the AAE paper's order): epochs
+    and minibatch size, one learning rate per phase and Adam's betas, the reconstruction loss, a
+    cosine decay to ``lr_final_fraction`` of each rate or constant rates, the R1 weight on D_z,
+    the validation latents used for MMD², and the seed of the prior samples."""
 
     epochs: int = 10
     batch_size: int = 100
@@ -51,6 +55,23 @@ class TrainConfig:
     lr_final_fraction: float = 0.05
     mmd_points: int = 1000
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_int(self.epochs, "epochs", 1)
+        check_int(self.batch_size, "batch_size", 1)
+        for name in ("lr_reconstruction", "lr_discriminator", "lr_generator"):
+            check_real(getattr(self, name), name, 0, low_open=True)
+        if not isinstance(self.betas, tuple | list) or len(self.betas) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2) in [0, 1), got {self.betas!r}")
+        object.__setattr__(self, "betas", tuple(self.betas))  # a list from JSON
+        for i, beta in enumerate(self.betas):
+            check_real(beta, f"betas[{i}]", 0, 1, high_open=True)
+        check_choice(self.reconstruction, "reconstruction", ("bce", "mse"))
+        check_choice(self.lr_schedule, "lr_schedule", ("cosine", "constant"))
+        check_real(self.gradient_penalty, "gradient_penalty", 0)
+        check_real(self.lr_final_fraction, "lr_final_fraction", 0, 1, low_open=True)
+        check_int(self.mmd_points, "mmd_points", 2)  # MMD² needs two latents
+        check_int(self.seed, "seed", 0, MAX_SEED)
 
 
 def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor, kind: str) -> torch.Tensor:

@@ -211,3 +211,17 @@ def test_ncsn_levels_and_class_conditional_score_net():
     )
     assert not torch.allclose(s0, s1)
     assert cond.net(z, t).shape == (4, 2)  # y = None: the "no label" token
+
+
+def test_bundle_loader_refuses_mismatched_parts_and_oversized_configs(tmp_path):
+    from latentnav.checkpoint import save_tensors
+
+    aae, diffusion = _aae(), _small(latent_dim=3)  # the AAE's latents are 2-D
+    save_bundle(tmp_path / "b.safetensors", aae, diffusion)
+    with pytest.raises(CheckpointError, match="latent dim 2 with a diffusion model of latent"):
+        load_bundle(tmp_path / "b.safetensors")
+    # A config asking for a huge score network beside small tensors: refused from the header.
+    config = {"net": {"latent_dim": 2, "width": 200_000, "blocks": 2, "embed_dim": 32}}
+    save_tensors(tmp_path / "d.safetensors", _small().state_dict(), "latentnav.diffusion/1", config)
+    with pytest.raises(CheckpointError, match="shape mismatch"):
+        LatentDiffusion.load(tmp_path / "d.safetensors")

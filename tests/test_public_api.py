@@ -18,6 +18,7 @@ def test_every_exported_name_imports_and_is_documented(name):
 
 
 def test_star_import_and_unknown_names():
+    assert sorted(latentnav.__all__) == sorted(latentnav._EXPORTS)
     namespace: dict = {}
     exec("from latentnav import *", namespace)
     assert {"AAE", "Navigator", "LatentDiffusion", "export_video"} <= set(namespace)
