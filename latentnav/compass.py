@@ -16,6 +16,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from latentnav._modules import evaluating
 from latentnav.checkpoint import build_checked, save_tensors
 from latentnav.density_ratio import (
     RatioFitConfig,
@@ -69,38 +70,36 @@ def fit_compass(
     """Train a compass on ``images: (N, *image_shape)``; report held-out accuracy and calibration
     (on ``validation`` images against fresh prior samples when given)."""
     config = config or CompassConfig()
-    was_training = aae.training
-    aae.eval()
-    z_fake = encode_all(aae, images)
-    device = z_fake.device
-    g = torch.Generator(device).manual_seed(config.fit.seed + 7)
-    z_real = aae.prior.sample(len(z_fake) * config.prior_samples_per_image, generator=g)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.fit.seed)
-        compass = LatentDiscriminator(aae.latent_dim, config.hidden, config.spectral_norm)
-    compass = compass.to(device)
-    result = fit_density_ratio(compass, z_real, z_fake, config.fit)
-    report: dict[str, Any] = {
-        "heldout_accuracy": result.heldout_accuracy,
-        "heldout_loss": result.heldout_loss,
-        "best_step": result.best_step,
-    }
-    if validation is not None:
-        z_val = encode_all(aae, validation)
-        z_prior = aae.prior.sample(len(z_val), generator=g)
-        if config.temperature_scaling:
-            # Fit the scale on the first half of the validation latents, report on the second.
-            half = len(z_val) // 2
-            report["temperature"] = temperature_scale(compass, z_prior[:half], z_val[:half])
-            z_val, z_prior = z_val[half:], z_prior[half:]
-        report["validation_calibration"] = calibration(compass, z_prior, z_val)
-        own = aae.discriminator
-        report["validation_accuracy"] = {
-            "aae_discriminator": evaluate_ratio(own, z_prior, z_val)[1],
-            "compass": evaluate_ratio(compass, z_prior, z_val)[1],
+    with evaluating(aae):
+        z_fake = encode_all(aae, images)
+        device = z_fake.device
+        g = torch.Generator(device).manual_seed(config.fit.seed + 7)
+        z_real = aae.prior.sample(len(z_fake) * config.prior_samples_per_image, generator=g)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.fit.seed)
+            compass = LatentDiscriminator(aae.latent_dim, config.hidden, config.spectral_norm)
+        compass = compass.to(device)
+        result = fit_density_ratio(compass, z_real, z_fake, config.fit)
+        report: dict[str, Any] = {
+            "heldout_accuracy": result.heldout_accuracy,
+            "heldout_loss": result.heldout_loss,
+            "best_step": result.best_step,
         }
-        report["aae_discriminator_calibration"] = calibration(own, z_prior, z_val)
-    aae.train(was_training)
+        if validation is not None:
+            z_val = encode_all(aae, validation)
+            z_prior = aae.prior.sample(len(z_val), generator=g)
+            if config.temperature_scaling:
+                # Fit the scale on the first half of the validation latents, report on the second.
+                half = len(z_val) // 2
+                report["temperature"] = temperature_scale(compass, z_prior[:half], z_val[:half])
+                z_val, z_prior = z_val[half:], z_prior[half:]
+            report["validation_calibration"] = calibration(compass, z_prior, z_val)
+            own = aae.discriminator
+            report["validation_accuracy"] = {
+                "aae_discriminator": evaluate_ratio(own, z_prior, z_val)[1],
+                "compass": evaluate_ratio(compass, z_prior, z_val)[1],
+            }
+            report["aae_discriminator_calibration"] = calibration(own, z_prior, z_val)
     return compass.eval(), report
 
 

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from latentnav._checks import check_latents, check_positive
+from latentnav._modules import evaluating
 from latentnav.networks import LatentDiscriminator
 from latentnav.priors import Prior
 
@@ -92,10 +93,8 @@ def _logits(disc: nn.Module, z: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def evaluate_ratio(disc: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> tuple[float, float]:
     """Balanced BCE and balanced accuracy of ``disc`` on ``real: (N, d)`` vs ``fake: (M, d)``."""
-    was_training = disc.training
-    disc.eval()
-    lr_, lf = _logits(disc, real), _logits(disc, fake)
-    disc.train(was_training)
+    with evaluating(disc):
+        lr_, lf = _logits(disc, real), _logits(disc, fake)
     loss = 0.5 * (F.softplus(-lr_).mean() + F.softplus(lf).mean())
     acc = 0.5 * ((lr_ > 0).float().mean() + (lf <= 0).float().mean())
     return float(loss), float(acc)

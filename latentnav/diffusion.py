@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from latentnav._checks import check_latents
+from latentnav._modules import evaluating
 from latentnav.checkpoint import build_checked, save_tensors
 from latentnav.likelihood import LikelihoodResult, log_likelihood
 from latentnav.losses import LOSSES, score_matching_loss
@@ -133,15 +134,11 @@ class LatentDiffusion(nn.Module):
         at the fewest NFE on MNIST d = 8 and 16 (benchmarks/RESULTS.md §7)."""
         if not (isinstance(n, int) and n >= 1):
             raise ValueError(f"n must be an int ≥ 1, got {n!r}")
-        was_training = self.training
-        self.eval()
-        try:
+        with evaluating(self):
             g = torch.Generator(self.device).manual_seed(seed)
             fn = score_fn if score_fn is not None else self.score_fn(ema, y)
             shape = (n, self.latent_dim)
             return sample(fn, self.sde, shape, sampler, generator=g, device=self.device, **kwargs)
-        finally:
-            self.train(was_training)
 
     @torch.no_grad()
     def interpolate(
@@ -169,15 +166,11 @@ class LatentDiffusion(nn.Module):
         if not (isinstance(steps, int) and steps >= 1):
             raise ValueError(f"steps must be an int ≥ 1, got {steps!r}")
         t = self.sde.T if t is None else t
-        was_training = self.training
-        self.eval()
-        try:
+        with evaluating(self):
             fn = self.score_fn(ema)
             ends = probability_flow(fn, self.sde, torch.cat([z_a, z_b]), eps, t, **ode).z
             mid = interpolate(ends[: len(z_a)], ends[len(z_a) :], steps, method)
             path = probability_flow(fn, self.sde, mid.flatten(0, 1), t, eps, **ode).z
-        finally:
-            self.train(was_training)
         path = path.view(mid.shape).clone()
         path[:, 0], path[:, -1] = z_a, z_b
         return path

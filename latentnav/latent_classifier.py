@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from latentnav._modules import evaluating
 from latentnav.checkpoint import build_checked, save_tensors
 from latentnav.compass import encode_all
 from latentnav.networks import mlp
@@ -91,20 +92,18 @@ def fit_latent_classifier(
     labels = _check_labels(labels, len(images), "labels")
     if len(images) < 2:
         raise ValueError(f"images must hold at least 2 images, got {len(images)}")
-    was_training = aae.training
-    aae.eval()
-    z = encode_all(aae, images)
-    y = labels.to(z.device)
-    g = torch.Generator().manual_seed(c.seed)
-    if validation is None:
-        order = torch.randperm(len(z), generator=g).to(z.device)
-        held = int(len(z) * c.holdout)
-        z_val, y_val, z, y = z[order[:held]], y[order[:held]], z[order[held:]], y[order[held:]]
-    else:
-        val_images, val_labels = validation
-        y_val = _check_labels(val_labels, len(val_images), "validation labels").to(z.device)
-        z_val = encode_all(aae, val_images)
-    aae.train(was_training)
+    with evaluating(aae):
+        z = encode_all(aae, images)
+        y = labels.to(z.device)
+        g = torch.Generator().manual_seed(c.seed)
+        if validation is None:
+            order = torch.randperm(len(z), generator=g).to(z.device)
+            held = int(len(z) * c.holdout)
+            z_val, y_val, z, y = z[order[:held]], y[order[:held]], z[order[held:]], y[order[held:]]
+        else:
+            val_images, val_labels = validation
+            y_val = _check_labels(val_labels, len(val_images), "validation labels").to(z.device)
+            z_val = encode_all(aae, val_images)
     num_classes = int(max(y.max(), y_val.max() if len(y_val) else 0)) + 1
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(c.seed)

@@ -20,6 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from latentnav._checks import check_images
+from latentnav._modules import evaluating
 from latentnav.checkpoint import load_into, load_tensors, save_tensors
 
 __all__ = [
@@ -124,14 +125,9 @@ class ReferenceClassifier(nn.Module):
         self, x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor], batch_size: int
     ) -> torch.Tensor:
         check_images(x, self.image_shape, "x")
-        was_training = self.training
-        self.eval()
         device = next(self.parameters()).device
-        try:
-            with torch.no_grad():
-                out = [fn(chunk.to(device, torch.float32)) for chunk in x.split(batch_size)]
-        finally:
-            self.train(was_training)
+        with evaluating(self), torch.no_grad():
+            out = [fn(chunk.to(device, torch.float32)) for chunk in x.split(batch_size)]
         return torch.cat(out).to(x.device)
 
     def features(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:

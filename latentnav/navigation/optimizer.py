@@ -22,12 +22,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from latentnav._modules import frozen
 from latentnav.interpolation import interpolate
 from latentnav.navigation.energy import Energy, PathContext, label_free
 from latentnav.navigation.methods import Callback, Method, make_method, register_method
 from latentnav.navigation.path import LatentPath
 
-__all__ = ["OptimizerConfig", "PathOptimizer", "optimize", "frozen"]
+__all__ = ["OptimizerConfig", "PathOptimizer", "optimize"]
 
 
 @dataclass(frozen=True)
@@ -53,25 +54,6 @@ class OptimizerConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if not 0 < self.lr_decay <= 1:
             raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
-
-
-class frozen:
-    """Context manager: modules in eval mode without parameter gradients; restored on exit."""
-
-    def __init__(self, modules: list[nn.Module]):
-        unique = {id(m): m for m in modules}
-        self.states = [(m, m.training, [p.requires_grad for p in m.parameters()]) for m in
-                       unique.values()]  # fmt: skip
-
-    def __enter__(self) -> None:
-        for m, _, _ in self.states:
-            m.eval().requires_grad_(False)
-
-    def __exit__(self, *exc: object) -> None:
-        for m, training, grads in self.states:
-            m.train(training)
-            for p, g in zip(m.parameters(), grads, strict=True):
-                p.requires_grad_(g)
 
 
 def optimize(
@@ -167,7 +149,7 @@ class PathOptimizer(Method):
         return start
 
     def _path(self, z_a, z_b, callback):
-        with frozen(self.modules()):
+        with frozen(*self.modules()):
             start = self._start(z_a, z_b)
         return self.from_start(start, z_a, z_b, callback)
 
@@ -180,7 +162,7 @@ class PathOptimizer(Method):
     ) -> LatentPath:
         """Optimise from a given path ``start`` (B, T + 1, d) whose endpoints are replaced by the
         checked z_a, z_b (B, d)."""
-        with frozen(self.modules()):
+        with frozen(*self.modules()):
             start = start.detach().to(z_a).clone()
             start[:, 0], start[:, -1] = z_a, z_b
             z, energy, iterations = optimize(

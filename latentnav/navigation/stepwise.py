@@ -18,6 +18,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from latentnav._modules import frozen
 from latentnav.interpolation import lerp, slerp
 from latentnav.navigation.compasses import DiscriminatorCompass, as_compass
 from latentnav.navigation.methods import Method, register_method
@@ -157,15 +158,10 @@ class Stepwise(Method):
         skip = c.skip_accepted if c.skip_accepted is not None else device.type == "cpu"
         propose = _PROPOSALS[c.proposal]
         generator = torch.Generator(device).manual_seed(c.seed)
-        was_training = self.compass.training
-        self.compass.eval()
-        params = [p for p in self.compass.parameters() if p.requires_grad]
-        for p in params:
-            p.requires_grad_(False)
         b, d = z_a.shape
         z_all, logit_all = z_a.new_empty(b, c.steps + 1, d), z_a.new_empty(b, c.steps + 1)
         count_all = z_a.new_zeros(b, c.steps + 1)
-        try:
+        with frozen(self.compass):
             z = z_a
             with torch.no_grad():
                 z_all[:, 0], logit_all[:, 0] = z_a, self.compass(z_a)[1]
@@ -180,10 +176,6 @@ class Stepwise(Method):
                 z_all[:, k + 1], logit_all[:, k + 1], count_all[:, k + 1] = z, logit, count
                 if callback is not None:
                     callback({"k": k, "z": z, "logit": logit, "corrections": count})
-        finally:
-            for p in params:
-                p.requires_grad_(True)
-            self.compass.train(was_training)
         records = {
             "d_score": torch.sigmoid(logit_all),
             "corrections": count_all.to(torch.int64),
