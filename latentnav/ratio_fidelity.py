@@ -1,5 +1,6 @@
-"""How well a time-dependent log-ratio ℓ_ψ(z, t) tracks a known one (the closed-form check of
-DESIGN.md §5 / issue 11 §2).
+"""How good a time-dependent log-ratio ℓ_ψ(z, t) is: against a known one (the closed-form check of
+DESIGN.md §5 / issue 11 §2), and per time bucket on held-out diffused points (accuracy and
+calibration, :func:`evaluate_time_discriminator`).
 
 With data and model both Gaussian mixtures, every diffused marginal is a Gaussian mixture again:
 p_0 = Σ_k w_k N(μ_k, diag σ_k²) gives p_t = Σ_k w_k N(m(t) μ_k, diag(m(t)² σ_k² + s(t)²)) for the
@@ -17,10 +18,17 @@ import torch
 from torch import nn
 
 from latentnav._checks import check_latents
+from latentnav.density_ratio import calibration, evaluate_ratio
 from latentnav.priors import GaussianMixture
 from latentnav.sde import SDE
 
-__all__ = ["diffused_mixture_log_prob", "MixtureLogRatio", "log_ratio_fidelity"]
+__all__ = [
+    "diffused_mixture_log_prob",
+    "MixtureLogRatio",
+    "log_ratio_fidelity",
+    "TimeColumn",
+    "evaluate_time_discriminator",
+]
 
 LogRatioFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -136,4 +144,47 @@ def log_ratio_fidelity(
                 "n_points": len(z0),
             }
         )
+    return out
+
+
+class TimeColumn(nn.Module):
+    """Adapter ℓ(z ⊕ t [⊕ y]) = ℓ_ψ(z, t[, y]), so that density_ratio's evaluators, which call
+    ``disc(x)``, see diffused points as rows ``x: (B, d + 1 [+ 1])``."""
+
+    def __init__(self, disc: nn.Module, labelled: bool):
+        super().__init__()
+        self.disc, self.labelled = disc, labelled
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.labelled:
+            return self.disc(x[:, :-2], x[:, -2], x[:, -1].long())
+        return self.disc(x[:, :-1], x[:, -1])
+
+
+def evaluate_time_discriminator(
+    disc: nn.Module,
+    real_zt: torch.Tensor,
+    fake_zt: torch.Tensor,
+    edges: torch.Tensor,
+    bins: int = 10,
+    labelled: bool = False,
+) -> list[dict[str, Any]]:
+    """Per interval [edges_i, edges_{i+1}) of t (the last one closed): balanced BCE, accuracy and
+    calibration (ECE, Brier, reliability bins) of ``disc`` on diffused rows ``(N, d + 1)`` = z_t ⊕ t
+    (``labelled``: ``(N, d + 2)`` = z_t ⊕ t ⊕ y)."""
+    wrapped, out, col = TimeColumn(disc, labelled), [], -2 if labelled else -1
+    pairs = list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))
+    for i, (lo, hi) in enumerate(pairs):
+        last = i == len(pairs) - 1
+        sel = [
+            x[(x[:, col] >= lo) & ((x[:, col] <= hi) if last else (x[:, col] < hi))]
+            for x in (real_zt, fake_zt)
+        ]
+        row: dict[str, Any] = {"t_low": lo, "t_high": hi, "n_real": len(sel[0])}
+        row["n_fake"] = len(sel[1])
+        if min(len(sel[0]), len(sel[1])) >= 1:
+            row["loss"], row["accuracy"] = evaluate_ratio(wrapped, *sel)
+            cal = calibration(wrapped, *sel, bins=bins)
+            row.update(ece=cal["ece"], brier=cal["brier"], calibration=cal)
+        out.append(row)
     return out

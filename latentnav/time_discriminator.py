@@ -25,7 +25,8 @@ from torch import nn
 
 from latentnav._checks import check_latents, check_positive
 from latentnav.checkpoint import CheckpointError, load_into, load_tensors, save_tensors
-from latentnav.density_ratio import calibration, evaluate_ratio
+from latentnav.density_ratio import evaluate_ratio
+from latentnav.ratio_fidelity import TimeColumn, evaluate_time_discriminator
 from latentnav.score_net import time_embedding
 from latentnav.sde import SDE
 
@@ -36,7 +37,6 @@ __all__ = [
     "TimeDiscriminatorFitConfig",
     "TimeDiscriminatorReport",
     "fit_time_discriminator",
-    "evaluate_time_discriminator",
 ]
 
 CHECKPOINT_FORMAT = "latentnav.time_discriminator/1"
@@ -196,51 +196,35 @@ class TimeDiscriminatorReport:
     buckets: list[dict[str, Any]] = field(default_factory=list)
 
 
-class _TimeColumn(nn.Module):
-    """Adapter ℓ(z ⊕ t) = ℓ_ψ(z, t), so that density_ratio's evaluators see (B, d + 1) points."""
+class _Latents:
+    """Clean latents ``z0: (N, d)`` with optional labels ``y: (N,)``, drawn by index."""
 
-    def __init__(self, disc: nn.Module):
-        super().__init__()
-        self.disc = disc
+    def __init__(self, z0: torch.Tensor, y: torch.Tensor | None, d: int | None, name: str):
+        check_latents(z0, d, name)
+        if y is not None and (y.shape != z0.shape[:1] or y.is_floating_point()):
+            raise ValueError(f"labels of {name} must be an int tensor of shape ({len(z0)},)")
+        self.z0, self.y = z0.detach(), y
 
-    def forward(self, zt: torch.Tensor) -> torch.Tensor:
-        return self.disc(zt[:, :-1], zt[:, -1])
+    def __len__(self) -> int:
+        return len(self.z0)
 
+    def take(self, idx: torch.Tensor) -> _Latents:
+        return _Latents(self.z0[idx], None if self.y is None else self.y[idx], None, "subset")
 
-def _diffuse(
-    sde: SDE, z0: torch.Tensor, repeats: int, eps: float, gen: torch.Generator
-) -> torch.Tensor:
-    """z0 repeated ``repeats`` times, diffused to t ~ U(eps, T): (repeats·N, d + 1) with t last."""
-    z0 = z0.repeat(repeats, 1)
-    t = eps + (sde.T - eps) * torch.rand(len(z0), generator=gen, device=z0.device, dtype=z0.dtype)
-    noise = torch.randn(z0.shape, generator=gen, device=z0.device, dtype=z0.dtype)
-    return torch.cat([sde.perturb(z0, t, noise)[0], t[:, None]], 1)
+    def split(self, fraction: float, gen: torch.Generator) -> tuple[_Latents, _Latents]:
+        """(train, held-out), ``fraction`` of the points held out (≥ 1 each)."""
+        n_hold = min(len(self) - 1, max(1, round(fraction * len(self))))
+        perm = torch.randperm(len(self), generator=gen, device=self.z0.device)
+        return self.take(perm[n_hold:]), self.take(perm[:n_hold])
 
-
-def evaluate_time_discriminator(
-    disc: nn.Module, real_zt: torch.Tensor, fake_zt: torch.Tensor, edges: torch.Tensor, bins: int
-) -> list[dict[str, Any]]:
-    """Per interval [edges_i, edges_{i+1}) of t: balanced BCE, accuracy and calibration (ECE,
-    Brier, reliability bins) of ``disc`` on diffused points ``(N, d + 1)`` carrying t last."""
-    wrapped, out = _TimeColumn(disc), []
-    for i, (lo, hi) in enumerate(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True)):
-        last = i == len(edges) - 2
-        sel = [
-            x[(x[:, -1] >= lo) & ((x[:, -1] <= hi) if last else (x[:, -1] < hi))]
-            for x in (real_zt, fake_zt)
-        ]
-        row: dict[str, Any] = {
-            "t_low": lo,
-            "t_high": hi,
-            "n_real": len(sel[0]),
-            "n_fake": len(sel[1]),
-        }
-        if min(len(sel[0]), len(sel[1])) >= 1:
-            row["loss"], row["accuracy"] = evaluate_ratio(wrapped, *sel)
-            cal = calibration(wrapped, *sel, bins=bins)
-            row.update(ece=cal["ece"], brier=cal["brier"], calibration=cal)
-        out.append(row)
-    return out
+    def diffused(
+        self, sde: SDE, t: torch.Tensor, gen: torch.Generator, dtype: torch.dtype
+    ) -> torch.Tensor:
+        """Rows z_t ⊕ t [⊕ y] with z_t = m(t) z0 + s(t) ε: (N, d + 1 [+ 1])."""
+        z0 = self.z0.to(dtype)
+        noise = torch.randn(z0.shape, generator=gen, device=z0.device, dtype=dtype)
+        cols = [sde.perturb(z0, t, noise)[0], t[:, None]]
+        return torch.cat(cols + ([] if self.y is None else [self.y[:, None].to(dtype)]), 1)
 
 
 def fit_time_discriminator(
@@ -251,71 +235,70 @@ def fit_time_discriminator(
     config: TimeDiscriminatorFitConfig,
     val_real: torch.Tensor | None = None,
     val_fake: torch.Tensor | None = None,
+    *,
+    real_y: torch.Tensor | None = None,
+    fake_y: torch.Tensor | None = None,
+    val_real_y: torch.Tensor | None = None,
+    val_fake_y: torch.Tensor | None = None,
 ) -> TimeDiscriminatorReport:
-    """Train ``disc(z, t) → logit (B,)`` in place so that ℓ_ψ(z, t) ≈ log p_t^data − log p_t^model.
+    """Train ``disc(z, t[, y]) → logit (B,)`` in place so that ℓ_ψ ≈ log p_t^data − log p_t^model.
 
     ``real_z0: (N, d)`` clean data latents, ``fake_z0: (M, d)`` clean model samples (generated once
     by the caller). Without ``val_real``/``val_fake`` a ``holdout_fraction`` of each is held out.
+    With labels (``*_y: (N,)`` long, all of them or none) the discriminator is class-conditional.
     Runs on ``real_z0``'s device; restores the best held-out weights, leaves ``disc`` in eval mode.
     """
-    check_latents(real_z0, None, "real_z0")
-    d = real_z0.shape[1]
-    check_latents(fake_z0, d, "fake_z0")
+    labelled = real_y is not None
+    given = [fake_y] + ([] if val_real is None else [val_real_y, val_fake_y])
+    if any((y is not None) != labelled for y in given):
+        raise ValueError("give labels for all of real_z0, fake_z0 (and val_real, val_fake) or none")
+    real = _Latents(real_z0, real_y, None, "real_z0")
+    fake = _Latents(fake_z0, fake_y, real_z0.shape[1], "fake_z0")
     if not 0 < config.eps < sde.T:
         raise ValueError(f"config.eps must be in (0, sde.T = {sde.T}), got {config.eps}")
-    device, dtype = real_z0.device, real_z0.dtype
-    gen = torch.Generator(device=device).manual_seed(config.seed)
-    real, fake = real_z0.detach(), fake_z0.detach().to(dtype)
     if (val_real is None) != (val_fake is None):
         raise ValueError("give both val_real and val_fake, or neither")
+    device, dtype = real_z0.device, real_z0.dtype
+    gen = torch.Generator(device=device).manual_seed(config.seed)
     if val_real is None:
         if min(len(real), len(fake)) < 2:
             raise ValueError("real_z0 and fake_z0 need ≥ 2 points each (train + held-out)")
-        (real, val_real), (fake, val_fake) = (
-            _holdout(x, config.holdout_fraction, gen) for x in (real, fake)
+        (real, hold_real), (fake, hold_fake) = (
+            x.split(config.holdout_fraction, gen) for x in (real, fake)
         )
     else:
-        check_latents(val_real, d, "val_real")
-        check_latents(val_fake, d, "val_fake")
-    hold_r = _diffuse(sde, val_real.detach().to(dtype), config.eval_repeats, config.eps, gen)
-    hold_f = _diffuse(sde, val_fake.detach().to(dtype), config.eval_repeats, config.eps, gen)
-    wrapped, half, phi = (
-        _TimeColumn(disc),
-        config.batch_size // 2,
-        TIME_SAMPLERS[config.time_sampler],
-    )
+        hold_real = _Latents(val_real, val_real_y, real_z0.shape[1], "val_real")
+        hold_fake = _Latents(val_fake, val_fake_y, real_z0.shape[1], "val_fake")
+
+    def times(n: int, phi: Callable = _uniform) -> torch.Tensor:
+        u = torch.rand(n, generator=gen, device=device, dtype=dtype)
+        return config.eps + (sde.T - config.eps) * phi(u)
+
+    hold = [
+        x.take(torch.arange(len(x), device=device).repeat(config.eval_repeats))
+        for x in (hold_real, hold_fake)
+    ]
+    hold_r, hold_f = (x.diffused(sde, times(len(x)), gen, dtype) for x in hold)
+    wrapped, half = TimeColumn(disc, labelled), config.batch_size // 2
     opt = torch.optim.Adam(disc.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    sched = (
-        torch.optim.lr_scheduler.CosineAnnealingLR(opt, config.max_steps)
-        if config.lr_decay
-        else None
-    )
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, config.max_steps)
     keys = ("step", "train_loss", "heldout_loss", "heldout_accuracy")
     history: dict[str, list[float]] = {key: [] for key in keys}
     best = {"loss": math.inf, "step": 0, "state": copy.deepcopy(disc.state_dict())}
-    stale, running = 0, []
-    bar = None
-    if config.progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=config.max_steps, desc="time discriminator", leave=False)
+    stale, running, bar = 0, [], _progress(config)
     disc.train()
     for step in range(1, config.max_steps + 1):
-        u = torch.rand(half, generator=gen, device=device, dtype=dtype)
-        t = (config.eps + (sde.T - config.eps) * phi(u)).repeat(2)
-        z0 = torch.cat(
-            [
-                real[torch.randint(len(real), (half,), generator=gen, device=device)],
-                fake[torch.randint(len(fake), (half,), generator=gen, device=device)],
-            ]
-        )
-        noise = torch.randn(z0.shape, generator=gen, device=device, dtype=dtype)
-        logits = disc(sde.perturb(z0, t, noise)[0], t)
+        t = times(half, TIME_SAMPLERS[config.time_sampler])  # the same t for both halves
+        batch = [
+            x.take(torch.randint(len(x), (half,), generator=gen, device=device))
+            for x in (real, fake)
+        ]
+        logits = wrapped(torch.cat([x.diffused(sde, t, gen, dtype) for x in batch]))
         loss = 0.5 * (F.softplus(-logits[:half]).mean() + F.softplus(logits[half:]).mean())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if sched is not None:
+        if config.lr_decay:
             sched.step()
         running.append(loss.detach())
         if bar is not None:
@@ -323,31 +306,32 @@ def fit_time_discriminator(
         if step % config.eval_every and step != config.max_steps:
             continue
         h_loss, h_acc = evaluate_ratio(wrapped, hold_r, hold_f)
-        for key, value in zip(
-            keys, (step, float(torch.stack(running).mean()), h_loss, h_acc), strict=True
-        ):
+        train = float(torch.stack(running).mean())
+        for key, value in zip(keys, (step, train, h_loss, h_acc), strict=True):
             history[key].append(float(value))
         running.clear()
         if bar is not None:
             bar.set_postfix(heldout=f"{h_loss:.4f}")
-        if h_loss < best["loss"]:
+        stale = 0 if h_loss < best["loss"] else stale + 1
+        if stale == 0:
             best.update(loss=h_loss, step=step, state=copy.deepcopy(disc.state_dict()))
-            stale = 0
-        else:
-            stale += 1
-            if stale >= config.patience:
-                break
+        elif stale >= config.patience:
+            break
     if bar is not None:
         bar.close()
     disc.load_state_dict(best["state"])
     disc.eval()
     loss, acc = evaluate_ratio(wrapped, hold_r, hold_f)
     edges = torch.linspace(config.eps, sde.T, config.buckets + 1, dtype=torch.float64)
-    buckets = evaluate_time_discriminator(disc, hold_r, hold_f, edges, config.calibration_bins)
+    buckets = evaluate_time_discriminator(
+        disc, hold_r, hold_f, edges, config.calibration_bins, labelled
+    )
     return TimeDiscriminatorReport(history, best["step"], loss, acc, buckets)
 
 
-def _holdout(x: torch.Tensor, fraction: float, gen: torch.Generator):
-    n_hold = min(len(x) - 1, max(1, round(fraction * len(x))))
-    perm = torch.randperm(len(x), generator=gen, device=x.device)
-    return x[perm[n_hold:]], x[perm[:n_hold]]
+def _progress(config: TimeDiscriminatorFitConfig):
+    if not config.progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=config.max_steps, desc="time discriminator", leave=False)

@@ -1,15 +1,19 @@
-
 import pytest
 import torch
 
 from latentnav.checkpoint import CheckpointError, save_tensors
 from latentnav.priors import GaussianMixture
-from latentnav.ratio_fidelity import MixtureLogRatio, diffused_mixture_log_prob, log_ratio_fidelity
+from latentnav.ratio_fidelity import (
+    MixtureLogRatio,
+    diffused_mixture_log_prob,
+    evaluate_time_discriminator,
+    log_ratio_fidelity,
+)
 from latentnav.sde import VPSDE
 from latentnav.time_discriminator import (
+    TIME_SAMPLERS,
     TimeDiscriminator,
     TimeDiscriminatorFitConfig,
-    evaluate_time_discriminator,
     fit_time_discriminator,
 )
 
@@ -229,3 +233,43 @@ def test_trained_discriminator_tracks_the_true_log_ratio(d):
         assert b["ece"] < 0.05, b  # calibrated per bucket (measured ≤ 0.026)
         assert b["n_real"] > 0 and b["n_fake"] > 0
     assert report.heldout_loss < 0.69 and report.heldout_accuracy > 0.55
+
+
+def test_labels_reach_a_class_conditional_discriminator():
+    """Real: class 0 at (−1, 0), class 1 at (+1, 0); fake: the classes swapped. The marginals are
+    the same (an unconditional D stays at ½), so only through y can D tell them apart: near the data
+    the Bayes accuracy is Φ(1/0.3) ≈ 1."""
+    g = torch.Generator().manual_seed(0)
+    n = 2000
+    y_real = torch.randint(2, (n,), generator=g)
+    y_fake = torch.randint(2, (n,), generator=g)
+    centre = torch.tensor([[-1.0, 0.0], [1.0, 0.0]])
+    real = centre[y_real] + 0.3 * torch.randn(n, 2, generator=g)
+    fake = centre[1 - y_fake] + 0.3 * torch.randn(n, 2, generator=g)
+    disc = _disc(2, hidden=(32, 32), embed_dim=16, num_classes=2)
+    config = TimeDiscriminatorFitConfig(max_steps=300, batch_size=256, lr=3e-3, eval_every=50)
+    report = fit_time_discriminator(disc, VPSDE(), real, fake, config, real_y=y_real, fake_y=y_fake)
+    assert report.buckets[0]["accuracy"] > 0.9
+    blind = _disc(2, hidden=(32, 32), embed_dim=16)
+    report = fit_time_discriminator(blind, VPSDE(), real, fake, config)
+    assert report.buckets[0]["accuracy"] < 0.6
+    with pytest.raises(ValueError, match="labels"):
+        fit_time_discriminator(disc, VPSDE(), real, fake, config, real_y=y_real)
+
+
+def test_near_data_time_sampler_and_progress_bar(capsys):
+    u = torch.rand(100_000, generator=torch.Generator().manual_seed(0))
+    t = TIME_SAMPLERS["near_data"](u)
+    assert 0 <= t.min() and t.max() <= 1
+    assert t.mean() == pytest.approx(1 / 3, abs=0.01)  # E[u²] = ⅓: more draws near the data
+    data, model = _pair(2)
+    g = torch.Generator().manual_seed(0)
+    config = TimeDiscriminatorFitConfig(
+        max_steps=20, batch_size=32, eval_every=10, time_sampler="near_data", progress=True
+    )
+    report = fit_time_discriminator(
+        _disc(2, hidden=(8,)), VPSDE(), data.sample(50, g), model.sample(50, g), config,
+        val_real=data.sample(30, g), val_fake=model.sample(30, g),
+    )  # fmt: skip
+    assert report.history["step"] == [10, 20]
+    assert "time discriminator" in capsys.readouterr().err
