@@ -199,17 +199,18 @@ class TimeDiscriminatorReport:
 class _Latents:
     """Clean latents ``z0: (N, d)`` with optional labels ``y: (N,)``, drawn by index."""
 
-    def __init__(self, z0: torch.Tensor, y: torch.Tensor | None, d: int | None, name: str):
-        check_latents(z0, d, name)
-        if y is not None and (y.shape != z0.shape[:1] or y.is_floating_point()):
-            raise ValueError(f"labels of {name} must be an int tensor of shape ({len(z0)},)")
+    def __init__(self, z0: torch.Tensor, y: torch.Tensor | None, d: int | None, name: str = ""):
+        if name:  # a user's tensor; subsets of it are not checked again
+            check_latents(z0, d, name)
+            if y is not None and (y.shape != z0.shape[:1] or y.is_floating_point()):
+                raise ValueError(f"labels of {name} must be an int tensor of shape ({len(z0)},)")
         self.z0, self.y = z0.detach(), y
 
     def __len__(self) -> int:
         return len(self.z0)
 
     def take(self, idx: torch.Tensor) -> _Latents:
-        return _Latents(self.z0[idx], None if self.y is None else self.y[idx], None, "subset")
+        return _Latents(self.z0[idx], None if self.y is None else self.y[idx], None)
 
     def split(self, fraction: float, gen: torch.Generator) -> tuple[_Latents, _Latents]:
         """(train, held-out), ``fraction`` of the points held out (≥ 1 each)."""

@@ -256,6 +256,10 @@ def test_labels_reach_a_class_conditional_discriminator():
     assert report.buckets[0]["accuracy"] < 0.6
     with pytest.raises(ValueError, match="labels"):
         fit_time_discriminator(disc, VPSDE(), real, fake, config, real_y=y_real)
+    with pytest.raises(ValueError, match="labels of real_z0"):
+        fit_time_discriminator(
+            disc, VPSDE(), real, fake, config, real_y=y_real.float(), fake_y=y_fake
+        )
 
 
 def test_near_data_time_sampler_and_progress_bar(capsys):
