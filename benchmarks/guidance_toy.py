@@ -1,0 +1,138 @@
+"""Discriminator guidance on a 2-D toy (DESIGN.md §5, seed 000 §5.2.3, issue 11 "must be shown").
+
+Data: ring8 (8 Gaussians of std 0.1 on a circle of radius 2). A deliberately wrong score model whose
+marginals are known in closed form: the ring blurred to std 0.3 and mixed 25 % with N(0, 1.5² I),
+so the unguided sampler puts mass in the hole and between the modes. D_ψ is trained post hoc on
+ring8 samples (real) against the model's own EM samples (fake, generated once), then guided and
+unguided EM run at the same number of score steps. Figures: MMD² (RBF, bandwidths 0.1, 0.2,
+0.5) and KL(p_data ‖ histogram) on a 24 × 24 grid over [−3, 3]², both against the exact
+ring8; "oracle" guides with the exact ℓ* of p_t^data / p_t^model (the ceiling for a perfect D_ψ).
+
+    PYTHONPATH=. python benchmarks/guidance_toy.py            # ~2 min on one core
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from latentnav.data.toys import toy_distribution
+from latentnav.guidance import correction, guided_score
+from latentnav.metrics.mmd import mmd2
+from latentnav.priors import GaussianMixture
+from latentnav.ratio_fidelity import MixtureLogRatio, diffused_mixture_log_prob
+from latentnav.sampling import sample
+from latentnav.sde import VPSDE
+from latentnav.time_discriminator import (
+    TimeDiscriminator,
+    TimeDiscriminatorFitConfig,
+    fit_time_discriminator,
+)
+
+# RBF bandwidths at the scale of the ring's modes (std 0.1) and of its gaps: the median distance
+# (≈ 2.8) would be blind to how sharp the modes are.
+BANDWIDTHS = (0.1, 0.2, 0.5)
+
+
+def weak_model(data: GaussianMixture) -> GaussianMixture:
+    """The ring blurred to std 0.3, with a quarter of the mass in a wide Gaussian at the centre."""
+    k = data.n_components
+    means = torch.cat([data.means, torch.zeros(1, 2)])
+    stds = torch.cat([torch.full((k,), 0.3), torch.tensor([1.5])])
+    tril = torch.diag_embed(stds[:, None].expand(-1, 2).contiguous())
+    weights = torch.cat([torch.full((k,), 0.75 / k), torch.tensor([0.25])])
+    return GaussianMixture(means, scale_tril=tril, weights=weights)
+
+
+def mixture_score(mixture: GaussianMixture, sde):
+    """∇_z log p_t by autograd through the closed-form diffused mixture."""
+    return lambda z, t: correction(
+        lambda zz, tt: diffused_mixture_log_prob(mixture, sde, zz, tt), z, t
+    )
+
+
+def grid_kl(data: GaussianMixture, z: torch.Tensor, cells: int = 24, half: float = 3.0) -> float:
+    """KL(p ‖ q̂) between the exact density's cell masses and the samples' histogram (+½ a count
+    per cell, so empty cells stay finite), on a ``cells``² grid over [−half, half]²."""
+    centres = torch.linspace(-half, half, 2 * cells + 1)[1::2]
+    gx, gy = torch.meshgrid(centres, centres, indexing="ij")
+    p = data.log_prob(torch.stack([gx.flatten(), gy.flatten()], 1)).exp()
+    p = p / p.sum()
+    idx = ((z + half) / (2 * half) * cells).floor().long()
+    inside = ((idx >= 0) & (idx < cells)).all(1)
+    flat = idx[inside, 0] * cells + idx[inside, 1]
+    q = torch.bincount(flat, minlength=cells * cells).double() + 0.5
+    q = q / (len(z) + 0.5 * cells * cells)
+    keep = p > 0
+    return float((p[keep] * (p[keep].double().log() - q[keep].log())).sum())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--n", type=int, default=20_000, help="real and fake training samples")
+    parser.add_argument("--eval", type=int, default=5_000, help="samples per sampler run")
+    parser.add_argument("--steps", type=int, default=100, help="EM steps (score evaluations)")
+    parser.add_argument("--fit-steps", type=int, default=3_000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    sde, data = VPSDE(), toy_distribution("ring8")
+    model = weak_model(data)
+    model_score = mixture_score(model, sde)
+    gen = torch.Generator().manual_seed(args.seed)
+
+    def run(score_fn, n: int, seed: int) -> tuple[torch.Tensor, float]:
+        start = time.perf_counter()
+        g = torch.Generator().manual_seed(seed)
+        z = sample(score_fn, sde, (n, 2), "em", steps=args.steps, generator=g).z
+        return z, time.perf_counter() - start
+
+    fake, _ = run(model_score, args.n, args.seed + 1)
+    real = data.sample(args.n, gen)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(args.seed)
+        disc = TimeDiscriminator(2, hidden=(128, 128), embed_dim=32)
+    config = TimeDiscriminatorFitConfig(
+        max_steps=args.fit_steps, lr=2e-3, eval_every=100, patience=10, seed=args.seed
+    )
+    start = time.perf_counter()
+    report = fit_time_discriminator(disc, sde, real, fake, config)
+    print(
+        f"D_ψ: {time.perf_counter() - start:.0f} s, best step {report.best_step}, "
+        f"held-out BCE {report.heldout_loss:.4f}, accuracy {report.heldout_accuracy:.3f}"
+    )
+    for b in report.buckets:
+        print(
+            f"  t ∈ [{b['t_low']:.2f}, {b['t_high']:.2f}]: accuracy {b['accuracy']:.3f}, "
+            f"ECE {b['ece']:.3f}"
+        )
+    oracle = MixtureLogRatio(data, model, sde)
+    runs = {
+        "true score (floor)": mixture_score(data, sde),
+        "unguided": model_score,
+        "oracle ℓ*, w=1": guided_score(model_score, oracle, 1.0),
+    }
+    for w in (0.5, 1.0, 2.0):
+        runs[f"D_ψ constant w={w}"] = guided_score(model_score, disc, w)
+    runs["D_ψ decreasing w=2"] = guided_score(model_score, disc, 2.0, schedule="decreasing")
+    runs["D_ψ interval [0, 0.5] w=1"] = guided_score(
+        model_score, disc, 1.0, schedule="interval", t_min=0.0, t_max=0.5
+    )
+    reference = data.sample(args.eval, gen)
+    base = None
+    print(f"\nEM, {args.steps} score steps, {args.eval} samples, VP SDE")
+    print(f"{'run':28s} {'MMD²':>9s} {'vs unguided':>12s} {'grid KL':>8s} {'s/run':>6s}")
+    for name, fn in runs.items():
+        z, seconds = run(fn, args.eval, args.seed + 2)
+        mmd = float(mmd2(z, reference, BANDWIDTHS))
+        base = mmd if name == "unguided" else base
+        rel = f"{100 * (mmd / base - 1):+.0f} %" if base is not None else ""
+        print(f"{name:28s} {mmd:9.5f} {rel:>12s} {grid_kl(data, z):8.3f} {seconds:6.1f}")
+
+
+if __name__ == "__main__":
+    main()
