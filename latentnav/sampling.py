@@ -170,8 +170,8 @@ class _Counted:
 
     def __init__(self, score_fn: ScoreFn):
         self.fn, self.nfe = score_fn, 0
-        inner = getattr(score_fn, "corrector", None)
-        self.corrector = self if inner is None else _Counted(inner)
+        inner = getattr(score_fn, "corrector", score_fn)
+        self.corrector = self if inner is score_fn else _Counted(inner)
 
     def __call__(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         self.nfe += 1
