@@ -18,7 +18,14 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-__all__ = ["SCHEDULES", "GuidedScore", "guided_score", "correction", "log_ratio"]
+__all__ = [
+    "SCHEDULES",
+    "GuidedScore",
+    "guided_score",
+    "correction",
+    "log_ratio",
+    "sample_guided",
+]
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Schedule = Callable[[torch.Tensor, float, float, float, float], torch.Tensor]
@@ -128,6 +135,14 @@ class GuidedScore:
                 clip=clip, y=y, T=T,
             )  # fmt: skip
 
+    def scaled(self, factor: float) -> GuidedScore:
+        """The same guidance with λ and γ multiplied by ``factor`` (boosting doubles them)."""
+        return GuidedScore(
+            self.score_fn, self.discriminator, self.weight * factor,
+            corrector_weight=self.corrector.weight * factor, schedule=self.schedule,
+            t_min=self.t_min, t_max=self.t_max, clip=self.clip, y=self.y, T=self.T,
+        )  # fmt: skip
+
     def weights(self, t: torch.Tensor) -> torch.Tensor:
         """λ(t): (B,) → (B,)."""
         return SCHEDULES[self.schedule](t, self.weight, self.T, self.t_min, self.t_max)
@@ -174,3 +189,65 @@ def guided_score(
         score_fn, discriminator, weight, corrector_weight=corrector_weight, schedule=schedule,
         t_min=t_min, t_max=t_max, clip=clip, y=y, T=T,
     )  # fmt: skip
+
+
+def sample_guided(
+    guided: GuidedScore,
+    sde,
+    z: torch.Tensor,
+    ts: torch.Tensor,
+    sampler: str = "pc",
+    *,
+    boost_rounds: int = 0,
+    boost_time: float = 0.3,
+    generator: torch.Generator | None = None,
+    **opts,
+):
+    """Guided sampling with the per-sample log-ratio ℓ_ψ(z, t_N) of the result in
+    ``extras["log_ratio"]`` (B,), so samples can be ranked or filtered (DESIGN.md §5).
+
+    Boosting (DG's option): for ``boost_rounds`` rounds, every sample whose log-ratio is negative
+    (the discriminator calls it a model sample) is re-noised by the forward SDE from t_N to
+    ``boost_time`` and sampled back over the grid's times below it with the guidance doubled;
+    ``extras["boosted"]`` (B,) counts the rounds each sample took. ``z: (B, d)`` at ts[0]; the
+    sampler is picked by name from :data:`latentnav.sampling.SAMPLERS`, ``opts`` go to it."""
+    from latentnav.sampling import SAMPLERS
+
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {tuple(SAMPLERS)}, got {sampler!r}")
+    if not (isinstance(boost_rounds, int) and boost_rounds >= 0):
+        raise ValueError(f"boost_rounds must be an int ≥ 0, got {boost_rounds!r}")
+    t_end = float(ts[-1])
+    if boost_rounds and guided.y is not None:
+        raise ValueError("boosting re-samples a subset of the batch: not with class labels y")
+    if boost_rounds and not t_end < boost_time <= float(ts[0]):
+        raise ValueError(f"boost_time must be in ({t_end}, {float(ts[0])}], got {boost_time}")
+    run = SAMPLERS[sampler]
+    result = run(guided, sde, z, ts, generator=generator, **opts)
+    z, nfe = result.z, result.nfe
+    ratio = log_ratio(guided.discriminator, z, t_end, guided.y)
+    boosted = torch.zeros(len(z), dtype=torch.int64, device=z.device)
+    if boost_rounds:
+        tail = torch.cat([ts.new_tensor([boost_time]), ts[ts < boost_time]])
+        t_b = torch.full((len(z),), boost_time, device=z.device, dtype=z.dtype)
+        m_end, s_end = sde.marginal(torch.full_like(t_b, t_end))
+        m_b, s_b = sde.marginal(t_b)
+    stronger = guided
+    for _ in range(boost_rounds):
+        bad = (ratio < 0).nonzero().squeeze(1)  # one host sync per round, not per step
+        if len(bad) == 0:
+            break
+        stronger = stronger.scaled(2.0)
+        # Forward transition from t_N to t_b: z_b = (m_b/m_N) z + sqrt(s_b² − (m_b/m_N)² s_N²) ξ.
+        a = (m_b / m_end)[bad, None]
+        std = (s_b[bad].square() - a[:, 0].square() * s_end[bad].square()).clamp_min(0).sqrt()
+        noise = torch.randn(z[bad].shape, generator=generator, device=z.device, dtype=z.dtype)
+        again = run(stronger, sde, a * z[bad] + std[:, None] * noise, tail, generator=generator,
+                    **opts)  # fmt: skip
+        z = z.index_copy(0, bad, again.z)
+        nfe += again.nfe
+        ratio = ratio.index_copy(0, bad, log_ratio(guided.discriminator, again.z, t_end, guided.y))
+        boosted = boosted.index_add(0, bad, torch.ones_like(bad))
+    result.z, result.nfe = z, nfe
+    result.extras.update(log_ratio=ratio, boosted=boosted)
+    return result
