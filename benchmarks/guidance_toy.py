@@ -8,7 +8,12 @@ unguided EM run at the same number of score steps. Figures: MMD² (RBF, bandwidt
 0.5) and KL(p_data ‖ histogram) on a 24 × 24 grid over [−3, 3]², both against the exact
 ring8; "oracle" guides with the exact ℓ* of p_t^data / p_t^model (the ceiling for a perfect D_ψ).
 
-    PYTHONPATH=. python benchmarks/guidance_toy.py            # ~2 min on one core
+    PYTHONPATH=. python benchmarks/guidance_toy.py            # ~4 min on one core
+
+Also: boosting (sample_guided, samples with ℓ_ψ < 0 re-noised to t = 0.3 and re-sampled with
+doubled weight), the same guidance inside PC and the probability-flow ODE, the wall-time ratio of
+a guided to an unguided EM step, and a figure of sampling trajectories with and without guidance
+over the true density (``--figure``).
 """
 
 from __future__ import annotations
@@ -19,11 +24,11 @@ import time
 import torch
 
 from latentnav.data.toys import toy_distribution
-from latentnav.guidance import correction, guided_score
+from latentnav.guidance import correction, guided_score, sample_guided
 from latentnav.metrics.mmd import mmd2
 from latentnav.priors import GaussianMixture
 from latentnav.ratio_fidelity import MixtureLogRatio, diffused_mixture_log_prob
-from latentnav.sampling import sample
+from latentnav.sampling import SAMPLERS, sample, time_grid
 from latentnav.sde import VPSDE
 from latentnav.time_discriminator import (
     TimeDiscriminator,
@@ -78,6 +83,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100, help="EM steps (score evaluations)")
     parser.add_argument("--fit-steps", type=int, default=3_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--figure", default="benchmarks/figures/guidance_toy_trajectories.png", help="('' = none)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     sde, data = VPSDE(), toy_distribution("ring8")
@@ -132,6 +140,67 @@ def main() -> None:
         base = mmd if name == "unguided" else base
         rel = f"{100 * (mmd / base - 1):+.0f} %" if base is not None else ""
         print(f"{name:28s} {mmd:9.5f} {rel:>12s} {grid_kl(data, z):8.3f} {seconds:6.1f}")
+    ts = time_grid(sde, args.steps)
+
+    def guided_run(name, sampler, weight, **kw):
+        g = torch.Generator().manual_seed(args.seed + 2)
+        z_T = sde.prior_sample((args.eval, 2), generator=g)
+        start = time.perf_counter()
+        fn = guided_score(model_score, disc, weight) if weight else model_score
+        if weight:
+            r = sample_guided(fn, sde, z_T, ts, sampler, generator=g, **kw)
+        else:
+            r = SAMPLERS[sampler](fn, sde, z_T, ts, generator=g)
+        seconds = time.perf_counter() - start
+        mmd = float(mmd2(r.z, reference, BANDWIDTHS))
+        fake = (r.extras["log_ratio"] < 0).float().mean().item() if weight else float("nan")
+        print(f"{name:34s} {mmd:9.5f} {grid_kl(data, r.z):8.3f} {r.nfe:5d} {fake:8.3f} "
+              f"{seconds:6.1f}")  # fmt: skip
+        return seconds / max(r.nfe, 1)
+
+    print(f"\n{'run (D_ψ, w = 1 unless said)':34s} {'MMD²':>9s} {'grid KL':>8s} {'NFE':>5s} "
+          f"{'ℓ<0 share':>8s} {'s/run':>6s}")  # fmt: skip
+    per_nfe = {}
+    per_nfe["em"] = guided_run("EM unguided", "em", 0.0)
+    per_nfe["em guided"] = guided_run("EM guided", "em", 1.0)
+    guided_run("EM guided + boosting (2 rounds, t_b 0.3)", "em", 1.0, boost_rounds=2)
+    guided_run("PC unguided", "pc", 0.0)
+    guided_run("PC guided (λ = γ = 1)", "pc", 1.0)
+    guided_run("ODE unguided (dopri5)", "ode", 0.0)
+    guided_run("ODE guided (dopri5)", "ode", 1.0)
+    print(f"wall time per score step, guided / unguided EM: "
+          f"{per_nfe['em guided'] / per_nfe['em']:.2f}")  # fmt: skip
+    if args.figure:
+        trajectories_figure(sde, data, model_score, disc, args).savefig(args.figure, dpi=120)
+        print(f"figure: {args.figure}")
+
+
+def trajectories_figure(sde, data, model_score, disc, args):
+    """Sampling trajectories of 48 samples, unguided and guided, over the true log-density."""
+    import matplotlib.pyplot as plt
+
+    from latentnav.video import TrajectoryRecorder
+
+    ts = time_grid(sde, args.steps)
+    axis = torch.linspace(-3, 3, 200)
+    gx, gy = torch.meshgrid(axis, axis, indexing="xy")
+    logp = data.log_prob(torch.stack([gx.flatten(), gy.flatten()], 1)).view(200, 200)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 5), sharex=True, sharey=True)
+    runs = [("unguided", model_score), ("guided by D_ψ (w = 1)", guided_score(model_score, disc))]
+    for ax, (title, fn) in zip(axes, runs, strict=True):
+        g = torch.Generator().manual_seed(args.seed + 3)
+        recorder = TrajectoryRecorder(key="z")
+        z_T = sde.prior_sample((48, 2), generator=g)
+        SAMPLERS["em"](fn, sde, z_T, ts, generator=g, callback=recorder)
+        path = torch.cat([z_T[None], recorder.z]).detach()  # (steps + 1, 48, 2)
+        ax.contourf(gx, gy, logp.clamp_min(-12), levels=20, cmap="Greys")
+        for i in range(path.shape[1]):
+            ax.plot(path[:, i, 0], path[:, i, 1], lw=0.6, alpha=0.6)
+        ax.scatter(path[-1, :, 0], path[-1, :, 1], s=8, c="red", zorder=3)
+        ax.set(title=title, xlim=(-3, 3), ylim=(-3, 3), aspect="equal")
+    fig.suptitle("EM trajectories on ring8 (VP SDE) over the true log-density; red: end points")
+    fig.tight_layout()
+    return fig
 
 
 if __name__ == "__main__":

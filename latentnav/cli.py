@@ -220,6 +220,26 @@ def build_parser() -> argparse.ArgumentParser:
     smp.add_argument("--seed", type=int, default=0)
     smp.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
     smp.add_argument("--out", default="samples", help="output folder (default: %(default)s)")
+    gui = smp.add_argument_group(
+        "discriminator guidance (DESIGN.md §5; a D_ψ from 'latentnav train-guidance')"
+    )
+    gui.add_argument("--guidance", metavar="D.safetensors", default=None, help="guide with D_ψ")
+    gui.add_argument("--weight", type=float, default=1.0, help="λ, predictor (default: 1)")
+    gui.add_argument(
+        "--corrector-weight", type=float, default=None, help="γ, corrector (default: λ)"
+    )
+    gui.add_argument(
+        "--schedule", choices=("constant", "decreasing", "interval"), default="constant",
+        help="λ(t): constant, decreasing in t, or λ on [--t-min, --t-max] (default: constant)",
+    )  # fmt: skip
+    gui.add_argument("--t-min", type=float, default=None)
+    gui.add_argument("--t-max", type=float, default=None)
+    gui.add_argument("--clip", type=float, default=None, help="cap on ‖λ∇ℓ_ψ‖ per sample")
+    gui.add_argument(
+        "--boost-rounds", type=int, default=0,
+        help="re-sample samples with ℓ_ψ < 0 with doubled guidance, this many rounds",
+    )  # fmt: skip
+    gui.add_argument("--boost-time", type=float, default=0.3, help="re-noise to this t (0.3)")
     smp.add_argument(
         "--video",
         default=None,
@@ -227,7 +247,38 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write a denoising video of the first 16 samples into the output folder, "
         "e.g. denoise.mp4 or denoise.gif (a name without either suffix: a folder of PNGs)",
     )
+    tg = sub.add_parser(
+        "train-guidance",
+        help="train a time-dependent discriminator D_ψ(z, t) for guided sampling",
+        description="Fit D_ψ(z, t) post hoc on a bundle: encoded training images (real) "
+        "against the bundle's own samples (fake, drawn once and cached), diffused to t. Writes "
+        "guidance.safetensors, guidance_report.json (accuracy and calibration per time "
+        "bucket) and guidance_buckets.png; use it with 'latentnav sample --guidance'.",
+    )
+    tg.add_argument("bundle", help="bundle.safetensors written by 'latentnav train'")
+    tg.add_argument("--data", default="mnist-embedded", help="the bundle's training data spec")
+    tg.add_argument("--out", default="guidance", help="output folder (default: %(default)s)")
+    tg.add_argument("--samples", type=_positive_int, default=10_000, help="model samples")
+    tg.add_argument("--sampler", choices=tuple(SAMPLERS), default="ode")
+    tg.add_argument("--steps", type=_positive_int, default=2000, help="most Adam steps")
+    tg.add_argument("--hidden", type=_widths, default=(256, 256), help="D_ψ widths, e.g. 256,256")
+    tg.add_argument("--seed", type=int, default=0)
+    tg.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
+    tg.add_argument("--no-progress", action="store_true")
     return parser
+
+
+def _train_guidance(args: argparse.Namespace) -> dict:
+    from latentnav.guidance_run import train_guidance_run
+    from latentnav.time_discriminator import TimeDiscriminatorFitConfig
+
+    config = TimeDiscriminatorFitConfig(
+        max_steps=args.steps, seed=args.seed, progress=not args.no_progress
+    )
+    return train_guidance_run(
+        args.bundle, args.data, args.out, samples=args.samples, sampler=args.sampler,
+        hidden=args.hidden, config=config, device=args.device, progress=not args.no_progress,
+    )  # fmt: skip
 
 
 def _add_diffusion_args(p: argparse.ArgumentParser) -> None:
@@ -259,7 +310,7 @@ def _sample(args: argparse.Namespace) -> dict:
     aae, diffusion = load_bundle(args.bundle, args.device)
     if args.sampler == "prior":
         g = torch.Generator(args.device).manual_seed(args.seed)
-        z, nfe = aae.prior.sample(args.n, generator=g), 0
+        z, nfe, extras = aae.prior.sample(args.n, generator=g), 0, {}
     else:
         options = dict(args.option)
         recorder = None
@@ -271,12 +322,27 @@ def _sample(args: argparse.Namespace) -> dict:
             recorder = TrajectoryRecorder(every=max(1, args.steps // 48))  # ≈ 48 frames
             options["callback"] = recorder
         try:
-            result = diffusion.sample(
-                args.n, args.sampler, seed=args.seed, steps=args.steps, **options
-            )
+            if args.guidance:
+                from latentnav.guidance_run import guided_bundle_sample
+
+                guidance = {
+                    "weight": args.weight, "corrector_weight": args.corrector_weight,
+                    "schedule": args.schedule, "t_min": args.t_min, "t_max": args.t_max,
+                    "clip": args.clip, "boost_rounds": args.boost_rounds,
+                    "boost_time": args.boost_time,
+                }  # fmt: skip
+                result = guided_bundle_sample(
+                    diffusion, args.guidance, args.n, args.sampler, steps=args.steps,
+                    seed=args.seed, guidance=guidance, **options,
+                )  # fmt: skip
+            else:
+                result = diffusion.sample(
+                    args.n, args.sampler, seed=args.seed, steps=args.steps, **options
+                )
         except TypeError as err:  # an option the sampler does not take
             raise ValueError(f"--option: {err}") from err
         z, nfe = result.z, result.nfe
+        extras = result.extras
     with torch.no_grad():
         images = aae.decode(z).cpu()
     out = Path(args.out)
@@ -286,8 +352,13 @@ def _sample(args: argparse.Namespace) -> dict:
         frames = decode_trajectory(aae.decoder, recorder.z[:, :16].transpose(0, 1)).cpu()
         export_video(frames, out / args.video, fps=12, columns=8, hold=6)
     save_figure(image_grid(images[:256], title=f"{args.sampler} samples"), out / "samples.png")
-    save_tensors(out / "latents.safetensors", {"z": z}, "latentnav.latents/1", vars(args))
-    return {"out": str(out), "n": args.n, "sampler": args.sampler, "nfe": nfe}
+    save_tensors(out / "latents.safetensors", {"z": z, **extras}, "latentnav.latents/1", vars(args))
+    summary = {"out": str(out), "n": args.n, "sampler": args.sampler, "nfe": nfe}
+    if "log_ratio" in extras:  # guided: how many samples D_ψ still calls model samples
+        summary["share_log_ratio_negative"] = round(
+            float((extras["log_ratio"] < 0).float().mean()), 4
+        )
+    return summary
 
 
 def _run_config(args: argparse.Namespace):
@@ -340,10 +411,10 @@ def _one_line(err: BaseException) -> str:
 
 
 def _run(args: argparse.Namespace) -> dict:
-    if args.command == "sample":
+    if args.command in ("sample", "train-guidance"):
         check_device(args.device)
         check_out(args.out)
-        return _sample(args)
+        return _sample(args) if args.command == "sample" else _train_guidance(args)
     check_accelerator(args.accelerator)
     check_out(args.out)
     from latentnav.runs import train_aae_run, train_joint_run
