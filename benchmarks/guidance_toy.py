@@ -84,10 +84,16 @@ def main() -> None:
     parser.add_argument("--fit-steps", type=int, default=3_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--cost-only", action="store_true", help="only the guided/unguided step-cost ratio"
+    )
+    parser.add_argument(
         "--figure", default="benchmarks/figures/guidance_toy_trajectories.png", help="('' = none)"
     )
     args = parser.parse_args()
     torch.set_num_threads(1)
+    print_cost_ratio()
+    if args.cost_only:
+        return
     sde, data = VPSDE(), toy_distribution("ring8")
     model = weak_model(data)
     model_score = mixture_score(model, sde)
@@ -168,11 +174,37 @@ def main() -> None:
     guided_run("PC guided (λ = γ = 1)", "pc", 1.0)
     guided_run("ODE unguided (dopri5)", "ode", 0.0)
     guided_run("ODE guided (dopri5)", "ode", 1.0)
-    print(f"wall time per score step, guided / unguided EM: "
+    print(f"wall time per score step, guided / unguided EM (closed-form toy score): "
           f"{per_nfe['em guided'] / per_nfe['em']:.2f}")  # fmt: skip
     if args.figure:
         trajectories_figure(sde, data, model_score, disc, args).savefig(args.figure, dpi=120)
         print(f"figure: {args.figure}")
+
+
+def print_cost_ratio(d: int = 8, batch: int = 1000, steps: int = 50) -> None:
+    """Wall time of EM with a network score: the default ScoreNet (d = 8) alone vs guided by a
+    TimeDiscriminator (256, 256), same batch and steps, measured in one run (best of 3)."""
+    from latentnav.score_net import ScoreNet, ScoreNetConfig
+
+    sde = VPSDE()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = ScoreNet(ScoreNetConfig(latent_dim=d), sde).eval()
+        disc = TimeDiscriminator(d, hidden=(256, 256)).eval()
+    score = lambda z, t: net(z, t)  # noqa: E731
+    ts = time_grid(sde, steps)
+    z = sde.prior_sample((batch, d), generator=torch.Generator().manual_seed(0))
+    timings = {}
+    for name, fn in (("unguided", score), ("guided", guided_score(score, disc, 1.0))):
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            SAMPLERS["em"](fn, sde, z, ts, generator=torch.Generator().manual_seed(1))
+            best = min(best, time.perf_counter() - start)
+        timings[name] = best / steps
+    print(f"EM step with ScoreNet(d={d}) at B={batch}: unguided {1e3 * timings['unguided']:.1f} "
+          f"ms, guided {1e3 * timings['guided']:.1f} ms, ratio "
+          f"{timings['guided'] / timings['unguided']:.2f}")  # fmt: skip
 
 
 def trajectories_figure(sde, data, model_score, disc, args):
