@@ -44,6 +44,15 @@ def test_downsample_averages_blocks():
     assert Downsample(4)(x).item() == pytest.approx(7.5)
 
 
+def test_condition_vectors():
+    x = torch.rand(5, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    op = Downsample(4)
+    assert torch.equal(op.condition(x), op(x).flatten(1))
+    assert op.condition(x).shape == (5, 4)
+    encoded = op.condition(x, encoder=lambda img: img.mean((1, 2, 3))[:, None])
+    assert torch.allclose(encoded[:, 0], x.mean((1, 2, 3)) / 16, atol=1e-6)  # Aᵀ carries 1/f²
+
+
 def test_bad_input_names_the_argument():
     with pytest.raises(ValueError, match=r"x must have shape \(B, C, H, W\)"):
         RandomMask()(torch.ones(4, 16))

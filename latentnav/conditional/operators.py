@@ -40,6 +40,12 @@ class Operator:
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def condition(self, x: torch.Tensor, encoder=None) -> torch.Tensor:
+        """The condition vector of the measurement: A(x) flattened to (B, k), or
+        ``encoder(Aᵀ A x)`` (e.g. an AAE encoder on the back-projected measurement) when given."""
+        y = self(x)
+        return y.flatten(1) if encoder is None else encoder(self.adjoint(y))
+
 
 class _Mask(Operator):
     """y = M ⊙ x for a fixed 0/1 mask M: (C, H, W); self-adjoint, y has x's shape."""
