@@ -123,6 +123,19 @@ def test_weightings_are_the_documented_multiples():
     assert loss(CMDE(ve, 3, sde_y=ve)) == pytest.approx(2 * math.log(1000) * sigma2, rel=1e-5)
 
 
+def test_labels_are_one_hot_conditions():
+    est = CMDE(SDE_, 3, sde_y=VPSDE(0.1, 1.0))
+    net = est.make_net(2, width=8)
+    z0, labels = ORACLE.sample(16, torch.Generator().manual_seed(0))
+    by_label = est.loss(net, z0, labels, torch.Generator().manual_seed(1))
+    by_vector = est.loss(net, z0, one_hot(labels, 3), torch.Generator().manual_seed(1))
+    assert by_label.item() == by_vector.item()
+    z, t = torch.randn(4, 2), torch.full((4,), 0.3)
+    a = est.score(net, 2, torch.Generator().manual_seed(2))(z, t)
+    b = est.score(net, one_hot(torch.tensor([2]), 3), torch.Generator().manual_seed(2))(z, t)
+    assert torch.equal(a, b)
+
+
 def test_joint_score_redraws_y_t_from_its_generator():
     est = make_estimator("cdiffe", SDE_, 3)
     torch.manual_seed(0)
@@ -152,6 +165,12 @@ def test_bad_input_names_the_argument():
     score = est.score(net, torch.zeros(2, 3))
     with pytest.raises(ValueError, match="y must have batch size 1 or 4"):
         score(z0, torch.ones(4))
+    with pytest.raises(ValueError, match=r"y labels must lie in \[0, 3\)"):
+        est.loss(net, z0, torch.tensor([0, 1, 2, 3]))
+    with pytest.raises(ValueError, match="y must have batch size 4"):
+        est.loss(net, z0, torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match=r"y labels must lie in \[0, 3\)"):
+        est.score(net, 7)
     with pytest.raises(ValueError, match="estimator must be one of"):
         make_estimator("cde2", SDE_, 3)
     with pytest.raises(ValueError, match="weighting must be one of"):

@@ -1,7 +1,7 @@
 """Conditional latent generation (DESIGN.md §6): measurement operators, conditional score
 estimators (CDE, CDiffE, CMDE, VS-CMDE), DLSM classifier guidance, and Gaussian-class oracles."""
 
-from latentnav.conditional.condition import check_condition, check_labels, one_hot
+from latentnav.conditional.condition import as_condition, check_condition, check_labels, one_hot
 from latentnav.conditional.dlsm import (
     CLASSIFIER_LOSSES,
     ClassifierConfig,
@@ -64,4 +64,5 @@ __all__ = [
     "one_hot",
     "check_labels",
     "check_condition",
+    "as_condition",
 ]

@@ -10,7 +10,7 @@ import torch
 
 from latentnav._checks import check_finite
 
-__all__ = ["one_hot", "check_labels", "check_condition"]
+__all__ = ["one_hot", "check_labels", "check_condition", "as_condition"]
 
 
 def check_labels(labels: object, num_classes: int, batch: int | None = None, name: str = "y"):
@@ -54,3 +54,14 @@ def check_condition(y: object, dim: int, batch: int | None = None, name: str = "
         raise TypeError(f"{name} must be a floating tensor (one_hot() for labels), got {y.dtype}")
     check_finite(y, name)
     return y
+
+
+def as_condition(y: object, dim: int, batch: int | None = None, name: str = "y") -> torch.Tensor:
+    """A condition batch ``(B, dim)``: one label (int) or labels ``(B,)`` in [0, dim) become
+    one-hot rows, a floating ``(B, dim)`` tensor is checked and returned."""
+    if isinstance(y, int) and not isinstance(y, bool):
+        y = torch.tensor([y])
+    if isinstance(y, torch.Tensor) and y.ndim == 1 and not y.is_floating_point():
+        check_labels(y, dim, batch, name)
+        return torch.nn.functional.one_hot(y, dim).float()
+    return check_condition(y, dim, batch, name)

@@ -1,7 +1,8 @@
 """Conditional score estimators (DESIGN.md §6, seed 002), each a small class with one interface:
 
-    loss(net, z0, y, generator) → scalar       z0: (B, d), y: (B, k)
-    score(net, y, generator)    → score_fn(z: (B, d), t: (B,)) → (B, d), ≈ ∇_z log p_t(z | y)
+    loss(net, z0, y, generator) → scalar       z0: (B, d), y: (B, k) or labels (B,) in [0, k)
+    score(net, y, generator)    → score_fn(z: (B, d), t: (B,)) → (B, d), ≈ ∇_z log p_t(z | y),
+                                  y one label, (1, k) or (B, k) (broadcast over the batch)
     make_net(latent_dim)        → a NoiseNet of the right shape
 
 With ξ ~ N(0, I), x_t = m(t) ⊙ x_0 + s(t) ⊙ ξ per dimension and ε_θ the network's noise estimate
@@ -28,7 +29,7 @@ from collections.abc import Callable
 import torch
 
 from latentnav._checks import check_latents
-from latentnav.conditional.condition import check_condition
+from latentnav.conditional.condition import as_condition
 from latentnav.conditional.net import NoiseNet, NoiseNetConfig
 from latentnav.losses import sample_times
 from latentnav.sde import SDE, VESDE
@@ -60,9 +61,10 @@ class Estimator:
             raise ValueError(f"eps must be in (0, T={sde.T}), got {eps}")
         self.sde, self.cond_dim, self.eps = sde, cond_dim, float(eps)
 
-    def _check(self, z0: torch.Tensor, y: torch.Tensor) -> None:
+    def _check(self, z0: torch.Tensor, y) -> torch.Tensor:
+        """Check z0: (B, d); return y as (B, k) (labels (B,) become one-hot rows)."""
         check_latents(z0, None, "z0")
-        check_condition(y, self.cond_dim, len(z0), "y")
+        return as_condition(y, self.cond_dim, len(z0), "y").to(z0)
 
     def _times(self, n: int, generator, device) -> torch.Tensor:
         return sample_times(n, self.sde, self.eps, generator, device)
@@ -90,7 +92,7 @@ class CDE(Estimator):
         return net(z, t, y, (mean.square() + std.square()).rsqrt()[:, None]), std[:, None]
 
     def loss(self, net, z0, y, generator=None):
-        self._check(z0, y)
+        y = self._check(z0, y)
         t = self._times(len(z0), generator, z0.device)
         xi = torch.randn(z0.shape, generator=generator, device=z0.device, dtype=z0.dtype)
         z_t, _ = self.sde.perturb(z0, t, xi)
@@ -98,7 +100,7 @@ class CDE(Estimator):
         return 0.5 * (eps_hat - xi).square().sum(1).mean()
 
     def score(self, net, y, generator=None):
-        check_condition(y, self.cond_dim, None, "y")
+        y = as_condition(y, self.cond_dim, None, "y")
 
         def score_fn(z, t):
             eps_hat, std = self._noise(net, z, t, _expand(y, len(z)))
@@ -150,7 +152,7 @@ class CMDE(Estimator):
         return self.sde_y
 
     def loss(self, net, z0, y, generator=None):
-        self._check(z0, y)
+        y = self._check(z0, y)
         self.sde_y = self._sde_y_for_loss()
         d = z0.shape[1]
         x0 = torch.cat([z0, y.to(z0.dtype)], 1)
@@ -164,7 +166,7 @@ class CMDE(Estimator):
     def score(self, net, y, generator=None):
         """The z part of the joint score at (z, y_t), y_t ~ p(y_t | y) drawn from ``generator``
         at each call."""
-        check_condition(y, self.cond_dim, None, "y")
+        y = as_condition(y, self.cond_dim, None, "y")
 
         def score_fn(z, t):
             d, yb = z.shape[1], _expand(y, len(z)).to(z.dtype)
