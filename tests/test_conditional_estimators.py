@@ -96,13 +96,13 @@ def test_vs_cmde_decays_sigma_y_max_inverse_multiplicatively(trained):
     assert est.sde_y.sigma_max == pytest.approx(max(0.05, 1.0 / (1 + 0.01 * 799)))
 
 
-def test_cde_samples_its_class_through_the_shared_sampler(trained):
-    est, net, _ = trained["cde"]
-    score = est.score(net, one_hot(torch.tensor([2]), 3))
+@pytest.mark.parametrize("name", ["cde", "cmde_small", "vs-cmde"])
+def test_samples_its_class_through_the_shared_sampler(trained, name):
+    est, net, _ = trained[name]
+    score = est.score(net, 2, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        z = sample(
-            score, SDE_, (1000, 2), "em", steps=200, generator=torch.Generator().manual_seed(0)
-        ).z
+        gen = torch.Generator().manual_seed(0)
+        z = sample(score, SDE_, (1000, 2), "em", steps=200, generator=gen).z
     assert torch.allclose(z.mean(0), MEANS[2], atol=0.15), z.mean(0)
     assert (z[:, 1] > 1.25).float().mean() > 0.95  # class 2 lies above the others
 
