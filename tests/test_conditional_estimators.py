@@ -34,7 +34,7 @@ def _errors(score_of_class):
     per_class = []
     for k in range(3):
         gen = torch.Generator().manual_seed(10 + k)
-        zk, _ = ORACLE.sample(1000, gen, torch.full((1000,), k))
+        zk, _ = ORACLE.sample(500, gen, torch.full((500,), k))
         exact = lambda z, t, k=k: ORACLE.conditional_score(SDE_, z, t, k)  # noqa: E731
         err = score_error_by_time(
             score_of_class(k), exact, SDE_, zk, TIMES, torch.Generator().manual_seed(3)
@@ -47,7 +47,7 @@ ESTIMATORS = {
     "cde": lambda: CDE(SDE_, 3),
     "cmde": lambda: CMDE(SDE_, 3, sde_y=VPSDE(0.1, 1.0)),
     "cmde_small": lambda: CMDE(SDE_, 3, sde_y=VPSDE(0.001, 0.01)),
-    "vs-cmde": lambda: VSCMDE(SDE_, 3, sigma_start=1.0, sigma_target=0.05, rate=0.01),
+    "vs-cmde": lambda: VSCMDE(SDE_, 3, sigma_start=1.0, sigma_target=0.05, rate=0.05),
 }
 
 
@@ -61,7 +61,7 @@ def trained():
         torch.manual_seed(2)
         net = est.make_net(2, width=64)
         gen = torch.Generator().manual_seed(2)
-        fit_estimator(est, net, z0, y, steps=800, lr=3e-3, generator=gen)
+        fit_estimator(est, net, z0, y, steps=800, batch=128, lr=3e-3, generator=gen)
 
         def score_of_class(k, est=est, net=net):
             cond = one_hot(torch.tensor([k]), 3)
@@ -73,8 +73,8 @@ def trained():
 
 
 def test_estimators_beat_the_unconditional_score(trained):
-    """Measured (data seeds 1, 2; 800 steps), mean over t ∈ [0.2, 0.7]: unconditional 0.33,
-    CMDE (β_y ≤ 1) 0.15, VS-CMDE 0.02–0.03, CMDE (β_y ≤ 0.01) 0.02, CDE 0.004–0.005."""
+    """Measured (data seed 1, 800 steps of 128), mean over t ∈ [0.2, 0.7]: unconditional 0.34, CMDE
+    (β_y ≤ 1) 0.16, VS-CMDE 0.03, CMDE (β_y ≤ 0.01) 0.03, CDE 0.005."""
     uncond = trained["uncond"][2][MID].mean()
     for name in ("cde", "cmde_small", "vs-cmde"):
         assert trained[name][2][MID].mean() < 0.25 * uncond, name
@@ -91,9 +91,10 @@ def test_vs_cmde_decays_sigma_y_max_inverse_multiplicatively(trained):
     est = trained["vs-cmde"][0]
     assert est.step == 800
     assert est.sigma_max(0) == 1.0
-    assert est.sigma_max(100) == pytest.approx(1.0 / 2.0)
+    assert est.sigma_max(100) == pytest.approx(1.0 / 6.0)
     assert est.sigma_max(10_000) == pytest.approx(0.05)  # floored at the target
-    assert est.sde_y.sigma_max == pytest.approx(max(0.05, 1.0 / (1 + 0.01 * 799)))
+    assert est.sigma_max(10) == pytest.approx(1.0 / 1.5)
+    assert est.sde_y.sigma_max == pytest.approx(0.05)  # reached after 380 of the 800 steps
 
 
 @pytest.mark.parametrize("name", ["cde", "cmde_small", "vs-cmde"])
