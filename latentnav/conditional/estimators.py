@@ -103,7 +103,7 @@ class CDE(Estimator):
         y = as_condition(y, self.cond_dim, None, "y")
 
         def score_fn(z, t):
-            eps_hat, std = self._noise(net, z, t, _expand(y, len(z)))
+            eps_hat, std = self._noise(net, z, t, _expand(y, len(z)).to(z))
             return -eps_hat / std
 
         return score_fn
@@ -169,7 +169,7 @@ class CMDE(Estimator):
         y = as_condition(y, self.cond_dim, None, "y")
 
         def score_fn(z, t):
-            d, yb = z.shape[1], _expand(y, len(z)).to(z.dtype)
+            d, yb = z.shape[1], _expand(y, len(z)).to(z)
             mean, std = self._marginal(t, d)
             noise = torch.randn(yb.shape, generator=generator, device=z.device, dtype=z.dtype)
             x_t = torch.cat([z, mean[:, d:] * yb + std[:, d:] * noise], 1)
