@@ -8,26 +8,35 @@ import pytest
 from latentnav.aae import AAE
 from latentnav.cli import build_parser, main
 
+TRAINING_FLAGS = (
+    "--data",
+    "--latent-dim",
+    "--prior",
+    "--epochs",
+    "--out",
+    "--seed",
+    "--accelerator",
+)
+FLAGS = {
+    "demo": ("--data", "--out", "--seed", "--accelerator", "--quick"),
+    "train-aae": TRAINING_FLAGS,
+    "train": (*TRAINING_FLAGS, "--finetune-epochs"),
+    "sample": ("--sampler", "--steps", "--option", "--guidance", "--weight", "--video"),
+    "train-guidance": ("--data", "--out", "--samples", "--sampler", "--steps", "--hidden"),
+}
 
-@pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"], ["train-aae", "--help"]])
+
+@pytest.mark.parametrize("argv", [["--help"], *([c, "--help"] for c in FLAGS)])
 def test_help_is_complete(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args(argv)
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     if argv == ["--help"]:
-        assert "demo" in out and "train-aae" in out
+        assert all(command in out for command in FLAGS)
     else:
-        for flag in (
-            "--data",
-            "--latent-dim",
-            "--prior",
-            "--epochs",
-            "--out",
-            "--seed",
-            "--accelerator",
-        ):
-            assert flag in out
+        for flag in FLAGS[argv[0]]:
+            assert flag in out, flag
 
 
 def test_train_aae_writes_checkpoint_figures_and_metrics(tmp_path, capsys):
