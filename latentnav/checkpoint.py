@@ -27,6 +27,7 @@ from safetensors.torch import load_file, safe_open, save_file
 
 __all__ = [
     "CheckpointError",
+    "checkpoint_format",
     "save_tensors",
     "load_tensors",
     "read_header",
@@ -154,6 +155,18 @@ def save_tensors(
 
 def _unreadable(path: Path, err: Exception) -> CheckpointError:
     return CheckpointError(f"{path} is not a readable safetensors checkpoint: {err}")
+
+
+def checkpoint_format(path: str | os.PathLike) -> str:
+    """The ``format`` a latentnav safetensors file declares (e.g. "latentnav.aae/1")."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return (f.metadata() or {}).get("format", "unknown")
+    except (SafetensorError, OSError, RuntimeError, ValueError) as err:
+        raise _unreadable(path, err) from err
 
 
 def read_header(path: str | os.PathLike, kind: str) -> tuple[dict[str, TensorSpec], dict[str, Any]]:

@@ -248,6 +248,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write a denoising video of the first 16 samples into the output folder, "
         "e.g. denoise.mp4 or denoise.gif (a name without either suffix: a folder of PNGs)",
     )
+    nav = sub.add_parser(
+        "navigate",
+        help="paths between test images with any navigation method",
+        description="Encode pairs of test images with an AAE checkpoint (or a bundle) and "
+        "navigate between them; writes paths.safetensors and strip.png, and with --video / "
+        "--report a video (flagged frames in red when --report) and the PathReport table.",
+    )
+    nav.add_argument("checkpoint", help="aae.safetensors or bundle.safetensors")
+    nav.add_argument("--data", default="mnist-embedded", help="dataset spec of the test images")
+    nav.add_argument(
+        "--pairs", default="random:8",
+        help="'i,j k,l' test indices, 'A:B' a class pair, or 'random:N' (default: %(default)s)",
+    )  # fmt: skip
+    nav.add_argument(
+        "--method", default=None,
+        help="a name in latentnav.navigation.METHODS (default: the label-free optimiser)",
+    )  # fmt: skip
+    nav.add_argument("--steps", type=_positive_int, default=32, help="T (default: 32)")
+    nav.add_argument("--compass", default=None, help="compass.safetensors (fit_compass)")
+    nav.add_argument("--video", default=None, metavar="NAME", help="e.g. paths.mp4 or paths.gif")
+    nav.add_argument("--report", action="store_true", help="judge the frames (OOD detectors)")
+    nav.add_argument("--seed", type=int, default=0)
+    nav.add_argument("--out", default="paths", help="output folder (default: %(default)s)")
     tg = sub.add_parser(
         "train-guidance",
         help="train a time-dependent discriminator D_ψ(z, t) for guided sampling",
@@ -412,6 +435,15 @@ def _one_line(err: BaseException) -> str:
 
 
 def _run(args: argparse.Namespace) -> dict:
+    if args.command == "navigate":
+        check_out(args.out)
+        from latentnav.navigate_run import navigate_run
+
+        return navigate_run(
+            args.checkpoint, args.data, args.pairs, args.out, method=args.method,
+            steps=args.steps, compass=args.compass, video=args.video, report=args.report,
+            seed=args.seed,
+        )  # fmt: skip
     if args.command in ("sample", "train-guidance"):
         check_device(args.device)
         check_out(args.out)

@@ -1,0 +1,77 @@
+"""`latentnav navigate`: pairs by indices, class pair or random, any method, video, clear errors."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from latentnav.aae import AAE, AAEConfig
+from latentnav.cli import main
+from latentnav.compass import save_compass
+from latentnav.navigate_run import parse_pairs
+from latentnav.navigation import LatentPath
+from latentnav.networks import LatentDiscriminator
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("navigate")
+    rng = np.random.default_rng(0)
+    x = lambda n: (rng.random((n, 8, 8)) * 255).astype(np.uint8)  # noqa: E731
+    np.savez(root / "tiny.npz", x_train=x(60), y_train=rng.integers(0, 3, 60),
+             x_test=x(30), y_test=np.arange(30) % 3)  # fmt: skip
+    torch.manual_seed(0)
+    AAE(AAEConfig(image_shape=(1, 8, 8), latent_dim=2, hidden=(16,), disc_hidden=(8,))).save(
+        root / "aae.safetensors"
+    )
+    save_compass(LatentDiscriminator(2, (8,)), root / "compass.safetensors")
+    return root
+
+
+def _run(files, *extra):
+    argv = ["navigate", str(files / "aae.safetensors"), "--data", str(files / "tiny.npz")]
+    return main([*argv, "--steps", "6", *extra])
+
+
+def test_methods_pairs_and_outputs(files, capsys):
+    out = files / "slerp"
+    assert _run(files, "--method", "slerp", "--pairs", "0,1 2,4", "--out", str(out),
+                "--video", "v.gif") == 0  # fmt: skip
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["pairs"] == 2 and summary["method"] == "slerp"
+    path = LatentPath.load(out / "paths.safetensors")
+    assert path.z.shape == (2, 7, 2) and (out / "strip.png").is_file()
+    assert Image.open(out / "v.gif").n_frames == 7  # holds fold into the end frames' delays
+    out = files / "default"
+    assert _run(files, "--compass", str(files / "compass.safetensors"), "--pairs", "1:2",
+                "--out", str(out)) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out)["method"] == "navigator (default)"
+    assert LatentPath.load(out / "paths.safetensors").method == "optimizer"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--pairs", "0;1"], "expected 'i,j' pairs"),
+        (["--pairs", "0,99"], "out of range"),
+        (["--pairs", "random:0"], "must be ≥ 1"),
+        (["--method", "teleport"], "--method must be one of"),
+        (["--method", "ode"], "needs a bundle"),
+        ([], "needs a compass"),
+    ],
+)
+def test_bad_requests_are_one_clear_line(files, capsys, tmp_path, extra, message):
+    assert _run(files, "--out", str(tmp_path / "o"), *extra) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_parse_pairs_by_class_and_at_random():
+    labels = torch.arange(30) % 3
+    a, b = parse_pairs("1:2", labels, seed=0)
+    assert (labels[a] == 1).all() and (labels[b] == 2).all()
+    a, b = parse_pairs("random:5", labels, seed=0)
+    assert len(a) == 5 and (labels[a] != labels[b]).all()
+    assert torch.equal(parse_pairs("random:5", labels, seed=0)[0], a)  # seeded
