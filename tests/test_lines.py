@@ -184,6 +184,27 @@ def test_back_step_tolerance(manifold):
     assert progress.shape == (1, T) and arc.item() == pytest.approx(math.pi / 2)
 
 
+def test_targets_define_the_arc(manifold):
+    # a path that never leaves θ_a, against θ_b = θ_a + 60°: vacuously monotone, smoothness
+    # −1/T, and the endpoint error of the report shows that it never arrives
+    theta = torch.full((1, T + 1), 0.5, dtype=torch.float64)
+    targets = (torch.tensor([0.5]), torch.tensor([0.5 + 60 * DEG]))
+    assert monotone(theta, 2 * manifold.step, targets).item()
+    assert acai_smoothness(theta, targets).item() == pytest.approx(-1 / T)
+    still = _path(torch.full((1, T + 1), 0.5, dtype=torch.float64))
+    r = ManifoldReport.from_paths(manifold, still, threshold=1.0, targets=targets)
+    assert r.endpoint_error_deg == pytest.approx(30.0, abs=0.1)  # (0° + 60°) / 2
+    even = _even(40, 60)
+    frames = _path(even)
+    targets = (even[:, 0] + 1 * DEG, even[:, -1] - 1 * DEG)  # endpoints reconstructed 1° off
+    r = ManifoldReport.from_paths(manifold, frames, threshold=1.0, targets=targets)
+    assert r.monotone == 1.0
+    assert r.smoothness == pytest.approx((60 / T) / 58 - 1 / T, abs=1e-3)
+    assert r.endpoint_error_deg == pytest.approx(1.0, abs=0.1)
+    with pytest.raises(ValueError, match="targets must be"):
+        monotone(theta, 0.01, (torch.zeros(2), torch.zeros(2)))
+
+
 def test_compare_table_lists_methods(manifold):
     frames = _path(_even(0, 90, b=2))
     threshold = manifold.threshold_from(_noisy(make_lines(100, seed=1)[0], 0.02, seed=1))

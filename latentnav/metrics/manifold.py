@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 TWO_PI = 2 * math.pi
+Targets = tuple[torch.Tensor, torch.Tensor] | None
 
 
 def wrap_angle(theta: torch.Tensor) -> torch.Tensor:
@@ -104,31 +105,53 @@ def _check_theta(theta: object) -> torch.Tensor:
     return theta.double()
 
 
-def arc_steps(theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Signed progress of each step along the shorter arc from θ_0 to θ_T, ``(B, T)``, and the
-    arc's length ``(B,)`` in [0, π]. Steps are wrapped to (−π, π] (the angle is unwrapped along
-    the path); the direction is that of wrap(θ_T − θ_0), counter-clockwise at exactly π."""
+def _check_targets(theta: torch.Tensor, targets: Targets) -> tuple[torch.Tensor, torch.Tensor]:
+    if targets is None:
+        return theta[:, 0], theta[:, -1]
+    theta_a, theta_b = (torch.as_tensor(t, dtype=torch.float64) for t in targets)
+    b = theta.shape[0]
+    if theta_a.shape != (b,) or theta_b.shape != (b,):
+        raise ValueError(
+            f"targets must be (theta_a, theta_b) of shape ({b},) each, "
+            f"got {tuple(theta_a.shape)} and {tuple(theta_b.shape)}"
+        )
+    check_finite(theta_a, "theta_a")
+    check_finite(theta_b, "theta_b")
+    return theta_a, theta_b
+
+
+def arc_steps(theta: torch.Tensor, targets: Targets = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Signed progress of each step along the shorter arc from θ_a to θ_b, ``(B, T)``, and the
+    arc's length ``(B,)`` in [0, π]. ``targets = (θ_a, θ_b)``, each ``(B,)`` (e.g. the true
+    angles of the endpoint images), defaults to the path's own θ_0 and θ_T. Steps are wrapped to
+    (−π, π] (the angle is unwrapped along the path); the direction is that of wrap(θ_b − θ_a),
+    counter-clockwise at exactly π."""
     theta = _check_theta(theta)
-    arc = wrap_angle(theta[:, -1] - theta[:, 0])
+    theta_a, theta_b = _check_targets(theta, targets)
+    arc = wrap_angle(theta_b - theta_a)
     direction = torch.where(arc < 0, -1.0, 1.0).to(theta)
     return direction[:, None] * wrap_angle(theta.diff(dim=1)), arc.abs()
 
 
-def monotone(theta: torch.Tensor, tolerance: float) -> torch.Tensor:
-    """``(B,)`` bool: no step goes back along the shorter arc by more than ``tolerance`` radians,
-    and the steps add up to that arc (not arc + 2πk: a path that winds round fails)."""
+def monotone(theta: torch.Tensor, tolerance: float, targets: Targets = None) -> torch.Tensor:
+    """``(B,)`` bool: no step goes back along the shorter arc (see :func:`arc_steps`) by more
+    than ``tolerance`` radians, and the steps add up to that arc within π (not arc + 2πk: a path
+    that winds round fails)."""
     if not tolerance >= 0:
         raise ValueError(f"tolerance must be ≥ 0 radians, got {tolerance}")
-    progress, arc = arc_steps(theta)
+    progress, arc = arc_steps(theta, targets)
     no_back_step = (progress >= -tolerance).all(1)
     return no_back_step & ((progress.sum(1) - arc).abs() < math.pi)
 
 
-def acai_smoothness(theta: torch.Tensor, min_arc: float = 1e-9) -> torch.Tensor:
+def acai_smoothness(
+    theta: torch.Tensor, targets: Targets = None, min_arc: float = 1e-9
+) -> torch.Tensor:
     """ACAI's smoothness (DESIGN.md §7) ``(B,)``: max_t |wrap(θ_{t+1} − θ_t)| / arc − 1/T for T
-    steps, arc the shorter arc between θ_0 and θ_T (at least ``min_arc``): 0 for an even
-    rotation, 1 − 1/T when one step carries the whole rotation, larger for detours and jitter."""
-    progress, arc = arc_steps(theta)
+    steps, arc the shorter arc from θ_a to θ_b (:func:`arc_steps`, at least ``min_arc``): 0 for
+    an even rotation, 1 − 1/T when one step carries the whole rotation, larger for detours and
+    jitter. Undefined when θ_a = θ_b (then pass the true ``targets``)."""
+    progress, arc = arc_steps(theta, targets)
     steps = progress.shape[1]
     return progress.abs().amax(1) / arc.clamp_min(min_arc) - 1.0 / steps
 
@@ -153,6 +176,7 @@ class ManifoldReport:
     largest_step_deg: float
     distance_mean: float
     step_max: float
+    endpoint_error_deg: float | None = None
     per_path: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -162,9 +186,12 @@ class ManifoldReport:
         frames: torch.Tensor,
         threshold: float,
         tolerance: float | None = None,
+        targets: Targets = None,
     ) -> ManifoldReport:
         """Judge ``frames: (B, T+1, 1, H, W)`` with the off-manifold ``threshold`` (see
-        :meth:`LineManifold.threshold_from`). ``tolerance`` for back-steps defaults to two grid
+        :meth:`LineManifold.threshold_from`); ``targets = (θ_a, θ_b)`` ``(B,)`` each, the true
+        angles of the endpoint images, define the arc (default: θ̂ of the first and last frames)
+        and give the endpoint angle error. ``tolerance`` for back-steps defaults to two grid
         steps 2δ: θ̂ of an ideal image is within about δ/2 of its angle, so two frames in order
         can show a back-step of about δ from the grid alone, and a second δ absorbs near-ties
         between neighbouring grid images in blurred decoded frames (0.2° at grid 3600, far
@@ -175,16 +202,20 @@ class ManifoldReport:
         theta, distance = manifold.coordinates(frames)
         b, n = theta.shape
         off = (distance[:, 1:-1] > threshold).double()
-        progress, _ = arc_steps(theta)
+        progress, _ = arc_steps(theta, targets)
         per = {
             "off_manifold": off.mean(1) if n > 2 else torch.zeros(b, dtype=torch.float64),
-            "monotone": monotone(theta, tolerance),
-            "smoothness": acai_smoothness(theta, min_arc=manifold.step),
+            "monotone": monotone(theta, tolerance, targets),
+            "smoothness": acai_smoothness(theta, targets, min_arc=manifold.step),
             "largest_step_deg": progress.abs().amax(1) * (180 / math.pi),
             "distance_mean": distance.double().mean(1),
             "step_max": frame_steps(frames).amax(1).double(),
             "theta": theta,
         }
+        if targets is not None:
+            theta_a, theta_b = _check_targets(theta, targets)
+            ends = wrap_angle(torch.stack([theta[:, 0] - theta_a, theta[:, -1] - theta_b], 1))
+            per["endpoint_error_deg"] = ends.abs().mean(1) * (180 / math.pi)
         return cls(
             b,
             n,
@@ -196,7 +227,7 @@ class ManifoldReport:
 
     def to_dict(self) -> dict[str, float]:
         """Flat ``{metric: value}`` (JSON-ready), in table order."""
-        return {
+        out = {
             "paths": float(self.n_paths),
             "points per path": float(self.n_points),
             "off-manifold threshold": self.threshold,
@@ -207,6 +238,9 @@ class ManifoldReport:
             "distance to manifold": self.distance_mean,
             "step L2 max": self.step_max,
         }
+        if self.endpoint_error_deg is not None:
+            out["endpoint angle error (deg)"] = self.endpoint_error_deg
+        return out
 
     def __str__(self) -> str:
         return self.table()
