@@ -9,9 +9,23 @@ reason) on test pairs at least ``--min-angle`` degrees apart, and judges the dec
 distances of reconstructions of test images), share of paths monotone along the shorter arc, ACAI
 smoothness, largest angular step. No navigator setting is tuned here.
 
-    python benchmarks/lines_manifold.py --smoke --out /tmp/lines_smoke
-    python benchmarks/lines_manifold.py --latent-dim 2 --epochs 20 --threads 1 \
-        --out benchmarks/out/lines_d2
+    python benchmarks/lines_manifold.py --smoke --out /tmp/lines_smoke          # ~30 s
+    python benchmarks/lines_manifold.py --latent-dim 2 --epochs 10 --compass-steps 2000 \
+        --pairs 100 --threads 1 --out /tmp/lines_d2                               # 535 s
+
+Measured with the second command (AAE 1000-1000 MLP, d = 2, 10 epochs: D_z held-out accuracy
+0.51, compass 0.60; threshold 0.882 = p99 of test reconstructions, whose angle error has median
+0.09°; 100 pairs ≥ 30° apart, T = 32):
+
+    method     off-manifold  monotone  ACAI smoothness  largest step   seconds
+    lerp          0.652        0.13        1.216           119.1°         0.0
+    slerp         0.629        0.15        1.116           108.8°         0.0
+    stepwise      0.582        0.09        1.128           110.3°         1.0   (density compass)
+    optimizer     0.635        0.09        1.076           107.4°       123.2   (label_free preset)
+
+SLERP's monotone share against the back-step tolerance: 0.12 at 0°, 0.15 at 0.2° (the default
+2δ), 0.38 at 1°, 0.54 at 5°: most failures are back-steps of the decoded line itself, larger
+than the estimator's error (≤ δ/2 on ideal images).
 """
 
 from __future__ import annotations
