@@ -8,6 +8,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from latentnav.data.images import ImageData, from_arrays, load_image_folder
+from latentnav.data.lines import (
+    LinesConfig,
+    LinesData,
+    angle_bins,
+    load_lines,
+    make_lines,
+    parse_lines_spec,
+    render_lines,
+)
 from latentnav.data.sources import (
     ACCEPTED_SPECS,
     MNIST_CLASSES,
@@ -26,11 +35,18 @@ __all__ = [
     "MNIST_CLASSES",
     "ImageData",
     "ImageDataModule",
+    "LinesConfig",
+    "LinesData",
+    "angle_bins",
     "dataset_splits",
     "from_arrays",
     "load_dataset",
     "load_embedded_mnist",
     "load_image_folder",
+    "load_lines",
+    "make_lines",
+    "parse_lines_spec",
+    "render_lines",
     "load_mnist",
     "read_idx",
 ]

@@ -1,4 +1,5 @@
-"""Dataset sources: the embedded MNIST subset, full MNIST (.npz, IDX, torchvision) and specs."""
+"""Dataset sources: the embedded MNIST subset, full MNIST (.npz, IDX, torchvision), the generated
+lines set, and specs."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import IO
 import numpy as np
 
 from latentnav.data.images import ImageData, from_arrays, load_image_folder
+from latentnav.data.lines import load_lines, parse_lines_spec
 
 __all__ = [
     "MNIST_CLASSES",
@@ -34,6 +36,8 @@ ACCEPTED_SPECS = """accepted dataset specs:
   mnist-embedded          MNIST subset shipped with latentnav (800 train / 200 test per class)
   mnist:PATH              full MNIST: .npz (x_train, y_train, x_test, y_test) or IDX folder
   mnist:torchvision:ROOT  torchvision.datasets.MNIST stored under ROOT (needs torchvision)
+  lines                   ACAI line segments at angle θ, generated (10000 train / 2000 test, 32×32)
+  lines:KEY=VALUE,...     the same with size, width, train, test, bins, seed (e.g. lines:size=64)
   PATH.npz                keys x_train/y_train/x_test/y_test, or x (and optionally y) as train
   DIR                     image folder: one subfolder per class, or a flat folder of images"""
 
@@ -171,6 +175,10 @@ def _path_spec(spec: str) -> Path | None:
     return None
 
 
+def _is_lines(spec: str) -> bool:
+    return spec == "lines" or spec.startswith("lines:")
+
+
 def load_dataset(spec: str, split: str = "train") -> ImageData:
     """Load the ``split`` of the dataset named by ``spec`` (see ``ACCEPTED_SPECS``)."""
     _check_split(split)
@@ -185,6 +193,8 @@ def load_dataset(spec: str, split: str = "train") -> ImageData:
         )
     if spec.startswith("mnist:"):
         return load_mnist(spec.removeprefix("mnist:"), split)
+    if _is_lines(spec):
+        return load_lines(split, parse_lines_spec(spec))
     p = _path_spec(spec)
     if p is None:
         raise ValueError(f"unknown dataset spec {spec!r}\n{ACCEPTED_SPECS}")
@@ -198,6 +208,9 @@ def load_dataset(spec: str, split: str = "train") -> ImageData:
 def dataset_splits(spec: str) -> tuple[str, ...]:
     """The splits ``load_dataset(spec, split)`` can load, without loading the images."""
     if spec == "mnist-embedded" or spec.startswith("mnist:"):
+        return SPLITS
+    if _is_lines(spec):
+        parse_lines_spec(spec)
         return SPLITS
     p = _path_spec(spec)
     if p is None:

@@ -1,5 +1,13 @@
 """Yardsticks shared by every claim of latentnav (DESIGN.md §7)."""
 
+from latentnav.metrics.manifold import (
+    LineManifold,
+    ManifoldReport,
+    acai_smoothness,
+    arc_steps,
+    monotone,
+    wrap_angle,
+)
 from latentnav.metrics.mmd import mmd2
 from latentnav.metrics.neighbours import knn_distances, nearest_distance, squared_distances
 from latentnav.metrics.ood import DETECTORS, OODConfig, OODDetector, ood_detector
@@ -84,4 +92,11 @@ __all__ = [
     "region_shares",
     "slerp_length",
     "smoothness",
+    # exact manifold (lines data)
+    "LineManifold",
+    "ManifoldReport",
+    "acai_smoothness",
+    "arc_steps",
+    "monotone",
+    "wrap_angle",
 ]
