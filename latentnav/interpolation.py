@@ -20,13 +20,21 @@ def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor | float) -> torch.Ten
     return a + t * (b - a)
 
 
+def _norm(x: torch.Tensor) -> torch.Tensor:
+    """‖x‖ over the last dim, (…, 1), without overflow: the squares of entries ≈ 1e19 overflow
+    float32, so rows whose plain norm is not finite are scaled by their largest entry first
+    (other rows keep the plain norm bit for bit)."""
+    plain = x.norm(dim=-1, keepdim=True)
+    scale = x.abs().amax(-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
+    return torch.where(torch.isfinite(plain), plain, scale * (x / scale).norm(dim=-1, keepdim=True))
+
+
 def slerp(
     a: torch.Tensor, b: torch.Tensor, t: torch.Tensor | float, eps: float = 1e-7
 ) -> torch.Tensor:
     """a, b: (B, d); t: scalar or (B,) → (B, d). Falls back to LERP of directions when a ∥ b."""
     t = torch.as_tensor(t, dtype=a.dtype, device=a.device).reshape(-1, 1)
-    norm_a = a.norm(dim=-1, keepdim=True)
-    norm_b = b.norm(dim=-1, keepdim=True)
+    norm_a, norm_b = _norm(a), _norm(b)
     unit_a = a / norm_a.clamp_min(eps)
     unit_b = b / norm_b.clamp_min(eps)
     cos = (unit_a * unit_b).sum(-1, keepdim=True).clamp(-1.0, 1.0)

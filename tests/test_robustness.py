@@ -351,3 +351,14 @@ def test_cli_stop_signals_give_128_plus_signum(exc, status, needle, tmp_path, ca
     code, err = run_cli(["train-aae", "--out", str(tmp_path)], capsys)
     assert code == status
     assert_one_line(err, needle)
+
+
+def test_slerp_of_huge_endpoints_is_finite_and_scales():
+    """Regression (issue 15): |z| ≈ 1e19 overflowed SLERP's norms in float32 (NaN paths)."""
+    from latentnav.interpolation import slerp
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(5, 3, generator=g), torch.randn(5, 3, generator=g)
+    huge = slerp(a * 1e19, b * 1e19, 0.4)
+    assert torch.isfinite(huge).all()
+    torch.testing.assert_close(huge / 1e19, slerp(a, b, 0.4), rtol=1e-5, atol=1e-6)
