@@ -32,11 +32,12 @@ class DemoConfig:
     data: str = "mnist-embedded"
     latent_dim: int = 8
     hidden: tuple[int, ...] = (512, 512)
-    epochs: int = 8
-    finetune_epochs: int = 30
+    epochs: int = 6
+    finetune_epochs: int = 20
     score_width: int = 256
-    compass_steps: int = 3000
-    reference_epochs: int = 3
+    compass_hidden: tuple[int, ...] = (256, 256)
+    compass_steps: int = 1000
+    reference_epochs: int = 2
     pairs: int = 8
     video_pairs: int = 4
     steps: int = 32
@@ -59,7 +60,7 @@ class DemoConfig:
 
     def quick(self) -> DemoConfig:
         return replace(
-            self, hidden=(64,), epochs=1, finetune_epochs=2, score_width=32, compass_steps=100,
+            self, hidden=(64,), compass_hidden=(64,), epochs=1, finetune_epochs=2, score_width=32, compass_steps=100,
             reference_epochs=1, pairs=4, video_pairs=2, steps=8, samples=200, sample_steps=20,
             guidance_steps=60, max_images=1200,
         )  # fmt: skip
@@ -127,7 +128,7 @@ def run_demo(config: DemoConfig, progress: bool = True) -> dict[str, Any]:
     with stage("refitting the compass on the frozen encoder"):
         fit = replace(CompassConfig().fit, max_steps=c.compass_steps, seed=c.seed)
         compass, compass_report = fit_compass(
-            aae, train.images, test.images, CompassConfig(fit=fit)
+            aae, train.images, test.images, CompassConfig(hidden=c.compass_hidden, fit=fit)
         )
         save_compass(compass, out / "compass.safetensors")
         aae.compass = compass
