@@ -60,9 +60,9 @@ class DemoConfig:
 
     def quick(self) -> DemoConfig:
         return replace(
-            self, hidden=(64,), compass_hidden=(64,), epochs=1, finetune_epochs=2, score_width=32, compass_steps=100,
-            reference_epochs=1, pairs=4, video_pairs=2, steps=8, samples=200, sample_steps=20,
-            guidance_steps=60, max_images=1200,
+            self, hidden=(64,), compass_hidden=(64,), epochs=1, finetune_epochs=2,
+            score_width=32, compass_steps=100, reference_epochs=1, pairs=4, video_pairs=2,
+            steps=8, samples=200, sample_steps=20, guidance_steps=60, max_images=1200,
         )  # fmt: skip
 
 
