@@ -148,7 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--data", default="mnist-embedded", help="dataset spec, e.g. mnist:/path/mnist.npz"
     )
-    demo.add_argument("--quick", action="store_true", help="toy sizes (for tests and a first look)")
+    size = demo.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="toy sizes (tests, a first look)")
+    size.add_argument("--full", action="store_true", help="the measured runs' sizes (full data)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default: cpu)")
     demo.add_argument("--no-progress", action="store_true", help="no per-stage progress lines")
@@ -455,7 +457,8 @@ def _run(args: argparse.Namespace) -> dict:
 
         config = DemoConfig(out=args.out, data=args.data, seed=args.seed,
                             accelerator=args.accelerator)  # fmt: skip
-        summary = run_demo(config.quick() if args.quick else config, not args.no_progress)
+        config = config.quick() if args.quick else config.full() if args.full else config
+        summary = run_demo(config, not args.no_progress)
         return {"out": args.out, "report": str(Path(args.out) / "report.html"),
                 "wall_time_s": round(summary["wall_time_s"], 1)}  # fmt: skip
     from latentnav.runs import train_aae_run, train_joint_run

@@ -58,6 +58,13 @@ class DemoConfig:
         if self.steps < 2 or self.samples < 10:
             raise ValueError("steps must be ≥ 2 and samples ≥ 10")
 
+    def full(self) -> DemoConfig:
+        """The sizes of the measured runs (RESULTS §3, §6, §7): for full MNIST or a GPU."""
+        return replace(
+            self, epochs=10, finetune_epochs=60, compass_hidden=(512, 512), compass_steps=6000,
+            reference_epochs=3, pairs=32, samples=10_000, sample_steps=500, guidance_steps=4000,
+        )  # fmt: skip
+
     def quick(self) -> DemoConfig:
         return replace(
             self, hidden=(64,), compass_hidden=(64,), epochs=1, finetune_epochs=2,

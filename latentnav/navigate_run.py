@@ -81,7 +81,7 @@ def navigate_run(
     from latentnav.aae import AAE
     from latentnav.checkpoint import checkpoint_format
     from latentnav.compass import load_compass
-    from latentnav.data import load_dataset
+    from latentnav.data import dataset_splits, load_dataset
     from latentnav.joint import BUNDLE_FORMAT, load_bundle
     from latentnav.navigation import METHODS, Navigator
     from latentnav.viz import image_strip, save_figure
@@ -99,7 +99,8 @@ def navigate_run(
         raise ValueError("--method ode needs a bundle (AAE + latent diffusion), not an AAE file")
     if compass is not None:
         aae.compass = load_compass(compass)
-    test = load_dataset(data, "test")
+    # The test split; a source with only one split (an image folder) is navigated as it is.
+    test = load_dataset(data, "test" if "test" in dataset_splits(data) else "train")
     ia, ib = parse_pairs(pairs, test.labels, seed)
     if method is None and getattr(aae, "compass", None) is None:
         raise ValueError(
