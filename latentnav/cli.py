@@ -123,6 +123,11 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _command(sub, name: str, **kw) -> argparse.ArgumentParser:
+    """A subcommand whose --help shows every option's default."""
+    return sub.add_parser(name, formatter_class=argparse.ArgumentDefaultsHelpFormatter, **kw)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="latentnav",
@@ -133,7 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", help="show the full traceback when a command fails"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    demo = sub.add_parser(
+
+    demo = _command(
+        sub,
         "demo",
         help="the whole job on the embedded MNIST subset, with report.html",
         description="Train the AAE and the latent diffusion model on the shipped MNIST subset, "
@@ -151,10 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     size = demo.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="toy sizes (tests, a first look)")
     size.add_argument("--full", action="store_true", help="the measured runs' sizes (full data)")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default: cpu)")
+    demo.add_argument("--seed", type=int, default=0, help="seed of every random draw")
+    demo.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto")
     demo.add_argument("--no-progress", action="store_true", help="no per-stage progress lines")
-    train = sub.add_parser(
+    train = _command(
+        sub,
         "train-aae",
         help="train an adversarial autoencoder",
         description="Train an AAE (reconstruction phase, then D_z and encoder regularisation "
@@ -171,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
             "out": "runs/aae",
         },
     )
-    joint = sub.add_parser(
+    joint = _command(
+        sub,
         "train",
         help="train an AAE and its latent diffusion model in one run",
         description="Joint stage: every minibatch trains the AAE's three phases and one "
@@ -191,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
         },
     )
     _add_diffusion_args(joint)
-    smp = sub.add_parser(
+    smp = _command(
+        sub,
         "sample",
         help="sample latents and images from a trained bundle",
         description="Draw latents from the latent diffusion model of a bundle written by "
@@ -209,8 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--steps",
         type=_positive_int,
         default=None,
-        help="steps of the time grid (default: the sampler's own; 1000 for the SDE samplers, "
-        "the adaptive ODE reports only its end point)",
+        help="steps of the time grid",
     )
     smp.add_argument(
         "--option",
@@ -220,29 +229,27 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="a sampler option, e.g. snr=0.2 or corrector_steps=2 or rtol=1e-3 (repeatable)",
     )
-    smp.add_argument("--seed", type=int, default=0)
+    smp.add_argument("--seed", type=int, default=0, help="seed of every random draw")
     smp.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
     smp.add_argument("--out", default="samples", help="output folder (default: %(default)s)")
     gui = smp.add_argument_group(
         "discriminator guidance (DESIGN.md §5; a D_ψ from 'latentnav train-guidance')"
     )
     gui.add_argument("--guidance", metavar="D.safetensors", default=None, help="guide with D_ψ")
-    gui.add_argument("--weight", type=float, default=1.0, help="λ, predictor (default: 1)")
-    gui.add_argument(
-        "--corrector-weight", type=float, default=None, help="γ, corrector (default: λ)"
-    )
+    gui.add_argument("--weight", type=float, default=1.0, help="λ, predictor")
+    gui.add_argument("--corrector-weight", type=float, default=None, help="γ, corrector")
     gui.add_argument(
         "--schedule", choices=("constant", "decreasing", "interval"), default="constant",
-        help="λ(t): constant, decreasing in t, or λ on [--t-min, --t-max] (default: constant)",
+        help="λ(t): constant, decreasing in t, or λ on [--t-min, --t-max]",
     )  # fmt: skip
-    gui.add_argument("--t-min", type=float, default=None)
-    gui.add_argument("--t-max", type=float, default=None)
+    gui.add_argument("--t-min", type=float, default=None, help="interval start (schedule interval)")
+    gui.add_argument("--t-max", type=float, default=None, help="interval end (schedule interval)")
     gui.add_argument("--clip", type=float, default=None, help="cap on ‖λ∇ℓ_ψ‖ per sample")
     gui.add_argument(
         "--boost-rounds", type=int, default=0,
         help="re-sample samples with ℓ_ψ < 0 with doubled guidance, this many rounds",
     )  # fmt: skip
-    gui.add_argument("--boost-time", type=float, default=0.3, help="re-noise to this t (0.3)")
+    gui.add_argument("--boost-time", type=float, default=0.3, help="re-noise to this t")
     smp.add_argument(
         "--video",
         default=None,
@@ -250,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write a denoising video of the first 16 samples into the output folder, "
         "e.g. denoise.mp4 or denoise.gif (a name without either suffix: a folder of PNGs)",
     )
-    nav = sub.add_parser(
+    nav = _command(
+        sub,
         "navigate",
         help="paths between test images with any navigation method",
         description="Encode pairs of test images with an AAE checkpoint (or a bundle) and "
@@ -265,15 +273,16 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     nav.add_argument(
         "--method", default=None,
-        help="a name in latentnav.navigation.METHODS (default: the label-free optimiser)",
+        help="a name in latentnav.navigation.METHODS",
     )  # fmt: skip
-    nav.add_argument("--steps", type=_positive_int, default=32, help="T (default: 32)")
+    nav.add_argument("--steps", type=_positive_int, default=32, help="T")
     nav.add_argument("--compass", default=None, help="compass.safetensors (fit_compass)")
     nav.add_argument("--video", default=None, metavar="NAME", help="e.g. paths.mp4 or paths.gif")
     nav.add_argument("--report", action="store_true", help="judge the frames (OOD detectors)")
-    nav.add_argument("--seed", type=int, default=0)
+    nav.add_argument("--seed", type=int, default=0, help="seed of every random draw")
     nav.add_argument("--out", default="paths", help="output folder (default: %(default)s)")
-    tg = sub.add_parser(
+    tg = _command(
+        sub,
         "train-guidance",
         help="train a time-dependent discriminator D_ψ(z, t) for guided sampling",
         description="Fit D_ψ(z, t) post hoc on a bundle: encoded training images (real) "
@@ -288,9 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
     tg.add_argument("--sampler", choices=tuple(SAMPLERS), default="ode")
     tg.add_argument("--steps", type=_positive_int, default=2000, help="most Adam steps")
     tg.add_argument("--hidden", type=_widths, default=(256, 256), help="D_ψ widths, e.g. 256,256")
-    tg.add_argument("--seed", type=int, default=0)
+    tg.add_argument("--seed", type=int, default=0, help="seed of every random draw")
     tg.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
-    tg.add_argument("--no-progress", action="store_true")
+    tg.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
 
@@ -308,14 +317,10 @@ def _train_guidance(args: argparse.Namespace) -> dict:
 
 
 def _add_diffusion_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sde", choices=("vp", "subvp", "ve"), default="vp", help="(default: vp)")
-    p.add_argument("--loss", choices=("dsm", "ssm", "esm"), default="dsm", help="(default: dsm)")
-    p.add_argument(
-        "--score-width", type=_positive_int, default=256, help="score MLP width (default: 256)"
-    )
-    p.add_argument(
-        "--score-blocks", type=_positive_int, default=3, help="residual blocks (default: 3)"
-    )
+    p.add_argument("--sde", choices=("vp", "subvp", "ve"), default="vp", help="forward SDE")
+    p.add_argument("--loss", choices=("dsm", "ssm", "esm"), default="dsm", help="loss")
+    p.add_argument("--score-width", type=_positive_int, default=256, help="score MLP width")
+    p.add_argument("--score-blocks", type=_positive_int, default=3, help="residual blocks")
     p.add_argument(
         "--finetune-epochs",
         type=_positive_int,

@@ -132,6 +132,7 @@ def run_demo(config: DemoConfig, progress: bool = True) -> dict[str, Any]:
             diffusion=default_diffusion_config(c.latent_dim, net=net, epochs=c.finetune_epochs),
         )  # fmt: skip
         (aae, diffusion), run_metrics = train_joint_run(run, progress=False)
+        aae, diffusion = aae.cpu(), diffusion.cpu()  # the training's device; the rest on CPU
     with stage("refitting the compass on the frozen encoder"):
         fit = replace(CompassConfig().fit, max_steps=c.compass_steps, seed=c.seed)
         compass, compass_report = fit_compass(
