@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -35,7 +34,8 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 150) -> Path:
     """Write ``fig`` to ``path`` (format from the suffix: .png or .svg), atomically.
 
     Parent folders are created; the figure is rendered to a temporary file in the same folder
-    and moved into place with ``os.replace``, so a reader never sees a half-written file.
+    and renamed into place (:class:`latentnav.checkpoint.atomic_path`), so a reader never sees a
+    half-written file.
     """
     if not isinstance(fig, Figure):
         raise TypeError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
@@ -43,16 +43,10 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 150) -> Path:
     fmt = _FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise ValueError(f"path must end in .png or .svg, got {str(path)!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            fig.savefig(handle, format=fmt, dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from latentnav.checkpoint import atomic_path  # fsync, the umask's permissions, cleanup
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        fig.savefig(handle, format=fmt, dpi=dpi, bbox_inches="tight")
     return path
 
 
