@@ -86,8 +86,8 @@ def run_one(args: argparse.Namespace, latent_dim: int) -> dict[str, Any]:
     widths = [tuple(int(w) for w in s.split(",")) for s in (args.hidden, args.disc_hidden)]
     model = AAEConfig(latent_dim=latent_dim, hidden=widths[0], disc_hidden=widths[1])
     out = Path(args.out) / f"d{latent_dim}"
-    config = RunConfig(
-        spec, str(out), "cpu", model, TrainConfig(epochs=args.epochs, seed=args.seed)
+    config = RunConfig(  # the compass is fitted below, with this script's settings
+        spec, str(out), "cpu", model, TrainConfig(epochs=args.epochs, seed=args.seed), None
     )
     start = time.perf_counter()
     aae, run_metrics = train_aae_run(config, progress=False)

@@ -149,14 +149,37 @@ class AAE(nn.Module):
         codes[d < lo] = Region.OUTLIER
         return codes
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write weights and config to one safetensors file, atomically."""
+    def to_config(self) -> dict[str, Any]:
+        """The config as plain data, with the prior's, and the attached compass's when there is
+        one (``aae.compass``, a refitted :class:`LatentDiscriminator`, DESIGN.md §3)."""
         config = asdict(self.config)
         config["prior"] = self.prior.config()
-        return save_tensors(path, self.state_dict(), CHECKPOINT_FORMAT, config)
+        compass = getattr(self, "compass", None)
+        if isinstance(compass, LatentDiscriminator):
+            config["compass"] = {"hidden": list(compass.hidden),
+                                 "spectral_norm": compass.spectral_norm}  # fmt: skip
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> AAE:
+        """An untrained AAE (and compass) from :meth:`to_config`'s data."""
+        config = dict(config)
+        compass = config.pop("compass", None)
+        aae = cls(AAEConfig(**config))
+        if compass is not None:
+            aae.compass = LatentDiscriminator(
+                aae.latent_dim, tuple(compass["hidden"]), bool(compass["spectral_norm"])
+            )
+        return aae
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write weights and config (and the attached compass) to one safetensors file,
+        atomically."""
+        return save_tensors(path, self.state_dict(), CHECKPOINT_FORMAT, self.to_config())
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> AAE:
-        """Rebuild an AAE from :meth:`save`'s file; no code from the file is executed, and its
-        tensor shapes are checked against its config before the model is allocated."""
-        return build_checked(lambda c: cls(AAEConfig(**c)), path, CHECKPOINT_FORMAT, device).eval()
+        """Rebuild an AAE (with its compass, if one was saved) from :meth:`save`'s file; no code
+        from the file is executed, and its tensor shapes are checked against its config before
+        the model is allocated."""
+        return build_checked(cls.from_config, path, CHECKPOINT_FORMAT, device).eval()

@@ -113,6 +113,11 @@ def _add_training_args(p: argparse.ArgumentParser, defaults: dict) -> None:
         default="auto",
         help="Lightning accelerator: auto, cpu, gpu/cuda, mps (default: %(default)s)",
     )
+    p.add_argument(
+        "--compass-steps", type=int, default=6000,
+        help="most steps of the compass refitted on the frozen encoder at the end and stored "
+        "with the AAE, so Navigator(aae) works on the checkpoint (0: none)",
+    )  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -406,10 +411,19 @@ def _run_config(args: argparse.Namespace):
         prior=prior,
     )
     train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
+    compass = None
+    if args.compass_steps > 0:
+        from dataclasses import replace
+
+        from latentnav.compass import CompassConfig
+
+        fit = replace(CompassConfig().fit, max_steps=args.compass_steps, seed=args.seed)
+        compass = CompassConfig(fit=fit)
     if args.command != "train":
         return RunConfig(
-            data=args.data, out_dir=args.out, accelerator=args.accelerator, model=model, train=train
-        )
+            data=args.data, out_dir=args.out, accelerator=args.accelerator, model=model,
+            train=train, compass=compass,
+        )  # fmt: skip
     from latentnav.joint import default_diffusion_config
     from latentnav.runs import JointRunConfig
     from latentnav.score_net import ScoreNetConfig
@@ -431,6 +445,7 @@ def _run_config(args: argparse.Namespace):
         accelerator=args.accelerator,
         model=model,
         train=train,
+        compass=compass,
         diffusion=diffusion,
     )
 

@@ -106,7 +106,7 @@ def _pairs(labels: torch.Tensor, n: int, seed: int) -> tuple[torch.Tensor, torch
 
 def run_demo(config: DemoConfig, progress: bool = True) -> dict[str, Any]:
     """Run every stage and write the output folder; returns the summary of ``report.json``."""
-    from latentnav.compass import CompassConfig, fit_compass, save_compass
+    from latentnav.compass import CompassConfig, save_compass
     from latentnav.data import load_dataset
     from latentnav.joint import default_diffusion_config
     from latentnav.metrics import PathReport, ood_detector, reference_classifier
@@ -123,23 +123,20 @@ def run_demo(config: DemoConfig, progress: bool = True) -> dict[str, Any]:
         test = test.subset(torch.randperm(len(test.images), generator=g)[: c.max_images // 2])
     from latentnav.aae import AAEConfig
 
-    with stage("training the AAE and the latent diffusion model"):
+    with stage("training the AAE and the latent diffusion model, refitting the compass"):
         net = ScoreNetConfig(latent_dim=c.latent_dim, width=c.score_width)
+        fit = replace(CompassConfig().fit, max_steps=c.compass_steps, seed=c.seed)
         run = JointRunConfig(
             data=c.data, out_dir=str(out), accelerator=c.accelerator,
+            compass=CompassConfig(hidden=c.compass_hidden, fit=fit),
             model=AAEConfig(latent_dim=c.latent_dim, hidden=c.hidden),
             train=TrainConfig(epochs=c.epochs, seed=c.seed),
             diffusion=default_diffusion_config(c.latent_dim, net=net, epochs=c.finetune_epochs),
         )  # fmt: skip
         (aae, diffusion), run_metrics = train_joint_run(run, progress=False)
         aae, diffusion = aae.cpu(), diffusion.cpu()  # the training's device; the rest on CPU
-    with stage("refitting the compass on the frozen encoder"):
-        fit = replace(CompassConfig().fit, max_steps=c.compass_steps, seed=c.seed)
-        compass, compass_report = fit_compass(
-            aae, train.images, test.images, CompassConfig(hidden=c.compass_hidden, fit=fit)
-        )
-        save_compass(compass, out / "compass.safetensors")
-        aae.compass = compass
+    save_compass(aae.compass, out / "compass.safetensors")  # also inside the bundle
+    compass_report = run_metrics["compass"]
     with stage("reference classifier and OOD detectors"):
         from latentnav.metrics import ReferenceConfig
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from latentnav.aae import AAE, AAEConfig
+from latentnav.aae import AAE
 from latentnav.checkpoint import CheckpointError, build_checked, save_tensors
 from latentnav.diffusion import DiffusionConfig, LatentDiffusion
 from latentnav.training import AAETraining, TrainConfig, device_generator
@@ -89,8 +89,7 @@ def save_bundle(path: str | os.PathLike, aae: AAE, diffusion: LatentDiffusion) -
     """AAE and latent diffusion in one safetensors file (atomic); read by :func:`load_bundle`."""
     from dataclasses import asdict
 
-    aae_config = asdict(aae.config)
-    aae_config["prior"] = aae.prior.config()
+    aae_config = aae.to_config()
     tensors = {f"aae.{k}": v for k, v in aae.state_dict().items()}
     tensors |= {f"diffusion.{k}": v for k, v in diffusion.state_dict().items()}
     config = {"aae": aae_config, "diffusion": asdict(diffusion.config)}
@@ -103,7 +102,7 @@ def load_bundle(
     """(aae, diffusion) from :func:`save_bundle`'s file; each part's shapes are checked against
     its config before allocating, parts of different latent sizes are refused, and no code from
     the file is executed."""
-    aae = build_checked(lambda c: AAE(AAEConfig(**c["aae"])), path, BUNDLE_FORMAT, device, "aae.")
+    aae = build_checked(lambda c: AAE.from_config(c["aae"]), path, BUNDLE_FORMAT, device, "aae.")
     diffusion = build_checked(
         lambda c: LatentDiffusion.from_config(c["diffusion"]), path, BUNDLE_FORMAT, device,
         "diffusion.",

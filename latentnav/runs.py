@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 
 from latentnav.aae import AAE, AAEConfig
 from latentnav.checkpoint import atomic_path
+from latentnav.compass import CompassConfig, fit_compass
 from latentnav.data import ImageData, ImageDataModule
 from latentnav.diffusion import DiffusionConfig, LatentDiffusion
 from latentnav.metrics.mmd import mmd2
@@ -37,11 +38,29 @@ __all__ = [
 
 @dataclass
 class RunConfig:
+    """A training run; ``compass``: the compass refitted on the frozen encoder at the end and
+    stored with the AAE (DESIGN.md §3), so ``Navigator(aae)`` works on the loaded checkpoint
+    (None: no compass)."""
+
     data: str = "mnist-embedded"
     out_dir: str = "latentnav-run"
     accelerator: str = "auto"
     model: AAEConfig = field(default_factory=AAEConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    compass: CompassConfig | None = field(default_factory=CompassConfig)
+
+
+def attach_compass(aae: AAE, datamodule, config: CompassConfig | None) -> dict[str, Any]:
+    """Refit the compass on the trained, frozen encoder (train images, validated on the
+    validation split) and attach it as ``aae.compass``; returns its held-out report."""
+    if config is None:
+        return {}
+    compass, report = fit_compass(
+        aae, datamodule.train_data.images, datamodule.val_data.images, config
+    )
+    aae.compass = compass
+    keep = ("heldout_accuracy", "validation_accuracy", "temperature")
+    return {k: report[k] for k in keep if k in report}
 
 
 def build_aae(config: AAEConfig, seed: int) -> AAE:
@@ -194,9 +213,11 @@ def train_aae_run(config: RunConfig, progress: bool = True) -> tuple[AAE, dict[s
     aae = build_aae(model_config, seed)
     start = time.perf_counter()
     fit_aae(aae, datamodule, config.train, config.accelerator, log_dir=str(out), progress=progress)
+    compass_report = attach_compass(aae, datamodule, config.compass)
     wall = time.perf_counter() - start
     aae.save(out / "aae.safetensors")
     metrics = _run_metrics(config, aae, datamodule, model_config, wall)
+    metrics["compass"] = compass_report
     with atomic_path(out / "metrics.json") as tmp:
         tmp.write_text(json.dumps(metrics, indent=2))
     aae_figures(aae, datamodule.test_data, out)
@@ -278,9 +299,11 @@ def train_joint_run(config: JointRunConfig, progress: bool = True) -> tuple[Any,
         log_dir=str(out / "finetune"),
         progress=progress,
     )
+    compass_report = attach_compass(aae, datamodule, config.compass)
     wall = time.perf_counter() - start
     save_bundle(out / "bundle.safetensors", aae, diffusion)
     metrics = _run_metrics(config, aae, datamodule, model_config, wall)
+    metrics["compass"] = compass_report
     metrics["joint_wall_time_s"] = joint_wall
     metrics["config"]["diffusion"] = asdict(diffusion_config)
     with atomic_path(out / "metrics.json") as tmp:

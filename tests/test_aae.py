@@ -150,3 +150,24 @@ def test_bad_inputs_name_the_problem():
         AAEConfig(region_band=(0.6, 0.9))
     with pytest.raises(ValueError, match="divisible by 4"):
         AAE(AAEConfig(image_shape=(1, 30, 30), family="conv", **SMALL))
+
+
+def test_a_stored_compass_comes_back_and_serves_the_default_navigator(tmp_path):
+    from latentnav.navigation import Navigator
+    from latentnav.networks import LatentDiscriminator
+
+    torch.manual_seed(0)
+    aae = AAE(AAEConfig(image_shape=(1, 8, 8), latent_dim=2, hidden=(16,), disc_hidden=(8,)))
+    aae.compass = LatentDiscriminator(2, (8, 8))
+    aae.save(tmp_path / "a.safetensors")
+    again = AAE.load(tmp_path / "a.safetensors")
+    for a, b in zip(aae.compass.state_dict().values(), again.compass.state_dict().values(),
+                    strict=True):  # fmt: skip
+        assert torch.equal(a, b)
+    assert again.compass.hidden == (8, 8)
+    z = torch.randn(3, 2, generator=torch.Generator().manual_seed(1))
+    path = Navigator(again, steps=4, iterations=2).path(z, -z)  # no compass argument needed
+    assert path.method == "optimizer" and path.z.shape == (3, 5, 2)
+    del aae.compass
+    aae.save(tmp_path / "b.safetensors")
+    assert getattr(AAE.load(tmp_path / "b.safetensors"), "compass", None) is None

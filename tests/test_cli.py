@@ -66,6 +66,8 @@ def test_train_aae_writes_checkpoint_figures_and_metrics(tmp_path, capsys):
             str(out),
             "--accelerator",
             "cpu",
+            "--compass-steps",
+            "100",
             "--no-progress",
         ]
     )
@@ -82,7 +84,9 @@ def test_train_aae_writes_checkpoint_figures_and_metrics(tmp_path, capsys):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["config"]["model"]["image_shape"] == [1, 8, 8]
-    assert AAE.load(out / "aae.safetensors").latent_dim == 2
+    loaded = AAE.load(out / "aae.safetensors")
+    assert loaded.latent_dim == 2
+    assert loaded.compass is not None and 0 <= metrics["compass"]["heldout_accuracy"] <= 1
     assert '"mmd2"' in capsys.readouterr().out
 
 

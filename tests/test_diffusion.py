@@ -145,9 +145,13 @@ def test_joint_training_leaves_the_aae_exactly_as_alone():
 
 
 def test_bundle_round_trip(tmp_path):
+    from latentnav.networks import LatentDiscriminator
+
     aae, diffusion = _aae(), _small()
+    aae.compass = LatentDiscriminator(2, (8,))  # a stored compass travels with the bundle
     save_bundle(tmp_path / "b.safetensors", aae, diffusion)
     aae2, diffusion2 = load_bundle(tmp_path / "b.safetensors")
+    assert aae2.compass.hidden == (8,)
     for a, b in zip(aae.state_dict().values(), aae2.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     for a, b in zip(diffusion.state_dict().values(), diffusion2.state_dict().values(), strict=True):
@@ -168,6 +172,7 @@ def test_cli_train_then_sample(tmp_path, capsys):
     args = ["--data", str(tmp_path / "tiny.npz"), "--latent-dim", "2", "--hidden", "32"]
     args += ["--disc-hidden", "16", "--epochs", "2", "--batch-size", "40", "--out", str(out)]
     args += ["--score-width", "32", "--score-blocks", "1", "--finetune-epochs", "2"]
+    args += ["--compass-steps", "0"]  # no compass: the bundle holds the AAE alone
     assert main(["train", *args, "--accelerator", "cpu", "--no-progress"]) == 0
     for name in ("bundle.safetensors", "metrics.json", "score_training.png", "samples.png"):
         assert (out / name).is_file(), name

@@ -90,6 +90,7 @@ def test_load_dataset_lines_splits_labels_and_angles():
 def test_cli_trains_on_lines(tmp_path, capsys):
     out = tmp_path / "run"
     args = ["train-aae", "--data", "lines:size=16,train=200,test=50", "--latent-dim", "2"]
+    args += ["--compass-steps", "0"]
     args += ["--hidden", "32", "--disc-hidden", "16", "--epochs", "1", "--batch-size", "50"]
     args += ["--out", str(out), "--accelerator", "cpu", "--no-progress"]
     assert main(args) == 0
