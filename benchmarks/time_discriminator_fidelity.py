@@ -16,32 +16,13 @@ import time
 
 import torch
 
-from latentnav.priors import GaussianMixture
-from latentnav.ratio_fidelity import MixtureLogRatio, log_ratio_fidelity
+from latentnav.ratio_fidelity import MixtureLogRatio, log_ratio_fidelity, mixture_pair
 from latentnav.sde import VPSDE
 from latentnav.time_discriminator import (
     TimeDiscriminator,
     TimeDiscriminatorFitConfig,
     fit_time_discriminator,
 )
-
-
-def mixture_pair(d: int) -> tuple[GaussianMixture, GaussianMixture]:
-    """Means, stds and weights all differ; the same pairs as the unit test."""
-    if d == 2:
-        data = GaussianMixture(
-            torch.tensor([[-1.5, 0.0], [1.5, 0.0]]), stds=0.4, weights=torch.tensor([0.7, 0.3])
-        )
-        model = GaussianMixture(
-            torch.tensor([[-1.2, 0.3], [1.5, -0.2]]), stds=0.55, weights=torch.tensor([0.5, 0.5])
-        )
-        return data, model
-    g = torch.Generator().manual_seed(1)
-    mu = torch.randn(3, d, generator=g)
-    data = GaussianMixture(mu, stds=0.5, weights=torch.tensor([0.5, 0.3, 0.2]))
-    shifted = mu + 0.3 * torch.randn(3, d, generator=g)
-    model = GaussianMixture(shifted, stds=0.65, weights=torch.tensor([0.3, 0.3, 0.4]))
-    return data, model
 
 
 def main() -> None:

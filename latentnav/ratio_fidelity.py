@@ -23,6 +23,7 @@ from latentnav.priors import GaussianMixture
 from latentnav.sde import SDE
 
 __all__ = [
+    "mixture_pair",
     "diffused_mixture_log_prob",
     "MixtureLogRatio",
     "log_ratio_fidelity",
@@ -188,3 +189,23 @@ def evaluate_time_discriminator(
             row.update(ece=cal["ece"], brier=cal["brier"], calibration=cal)
         out.append(row)
     return out
+
+
+def mixture_pair(d: int) -> tuple[GaussianMixture, GaussianMixture]:
+    """A data and a model Gaussian mixture in R^d that differ in means, stds and weights: the
+    known-answer case of the closed-form log-ratio checks (tests and
+    ``benchmarks/time_discriminator_fidelity.py`` use the same pairs)."""
+    if d == 2:
+        data = GaussianMixture(
+            torch.tensor([[-1.5, 0.0], [1.5, 0.0]]), stds=0.4, weights=torch.tensor([0.7, 0.3])
+        )
+        model = GaussianMixture(
+            torch.tensor([[-1.2, 0.3], [1.5, -0.2]]), stds=0.55, weights=torch.tensor([0.5, 0.5])
+        )
+        return data, model
+    g = torch.Generator().manual_seed(1)
+    mu = torch.randn(3, d, generator=g)
+    data = GaussianMixture(mu, stds=0.5, weights=torch.tensor([0.5, 0.3, 0.2]))
+    shifted = mu + 0.3 * torch.randn(3, d, generator=g)
+    model = GaussianMixture(shifted, stds=0.65, weights=torch.tensor([0.3, 0.3, 0.4]))
+    return data, model

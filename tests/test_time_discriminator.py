@@ -8,6 +8,7 @@ from latentnav.ratio_fidelity import (
     diffused_mixture_log_prob,
     evaluate_time_discriminator,
     log_ratio_fidelity,
+    mixture_pair,
 )
 from latentnav.sde import VPSDE
 from latentnav.time_discriminator import (
@@ -30,24 +31,6 @@ def _disc(d: int, seed: int = 0, **kw) -> TimeDiscriminator:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return TimeDiscriminator(d, **kw)
-
-
-def _pair(d: int) -> tuple[GaussianMixture, GaussianMixture]:
-    """Data and model mixtures that differ in means, stds and weights (closed-form ℓ* at all t)."""
-    if d == 2:
-        data = GaussianMixture(
-            torch.tensor([[-1.5, 0.0], [1.5, 0.0]]), stds=0.4, weights=torch.tensor([0.7, 0.3])
-        )
-        model = GaussianMixture(
-            torch.tensor([[-1.2, 0.3], [1.5, -0.2]]), stds=0.55, weights=torch.tensor([0.5, 0.5])
-        )
-        return data, model
-    g = torch.Generator().manual_seed(1)
-    mu = torch.randn(3, d, generator=g)
-    data = GaussianMixture(mu, stds=0.5, weights=torch.tensor([0.5, 0.3, 0.2]))
-    shifted = mu + 0.3 * torch.randn(3, d, generator=g)
-    model = GaussianMixture(shifted, stds=0.65, weights=torch.tensor([0.3, 0.3, 0.4]))
-    return data, model
 
 
 # --- the model and its file -------------------------------------------------------------------
@@ -127,7 +110,7 @@ def test_fit_config_validation(field, value):
 
 def test_diffused_mixture_matches_the_mixture_with_diffused_parameters():
     """p_t = Σ w_k N(m μ_k, (m² σ_k² + s²) I): compare with GaussianMixture.log_prob at one t."""
-    data, _ = _pair(2)
+    data, _ = mixture_pair(2)
     sde, t0 = VPSDE(), 0.3
     m, s = (float(c) for c in sde.marginal(torch.tensor([t0])))
     diffused = GaussianMixture(
@@ -140,7 +123,7 @@ def test_diffused_mixture_matches_the_mixture_with_diffused_parameters():
 
 def test_fidelity_of_the_truth_and_of_a_scaled_truth():
     """ℓ* itself: r = 1, zero gradient error; ½ℓ*: r = 1, relative gradient error exactly ½."""
-    data, model = _pair(2)
+    data, model = mixture_pair(2)
     sde = VPSDE()
     truth = MixtureLogRatio(data, model, sde)
     z0 = data.sample(300, torch.Generator().manual_seed(0))
@@ -158,7 +141,7 @@ def test_fidelity_of_the_truth_and_of_a_scaled_truth():
 def test_exact_ratio_is_calibrated_per_bucket():
     """D* = σ(ℓ*) is the Bayes posterior of "real", so its reliability bins sit on the diagonal
     (ECE ≈ 0 up to sampling noise, ~ 1/√(points per bin)) and its accuracy falls to ½ at large t."""
-    data, model = _pair(2)
+    data, model = mixture_pair(2)
     sde, g = VPSDE(), torch.Generator().manual_seed(0)
     truth = MixtureLogRatio(data, model, sde)
     real, fake = [], []
@@ -182,7 +165,7 @@ def test_exact_ratio_is_calibrated_per_bucket():
 def test_fit_keeps_the_best_heldout_weights_not_the_last():
     """40 points, a wide net and a large learning rate overfit: held-out BCE turns up, and the
     returned module is the one of the best evaluation."""
-    data, model = _pair(2)
+    data, model = mixture_pair(2)
     g = torch.Generator().manual_seed(0)
     disc = _disc(2, hidden=(128, 128), embed_dim=16)
     config = TimeDiscriminatorFitConfig(
@@ -197,7 +180,7 @@ def test_fit_keeps_the_best_heldout_weights_not_the_last():
 
 
 def _fit(d: int, steps: int, hidden: int):
-    data, model = _pair(d)
+    data, model = mixture_pair(d)
     sde, g = VPSDE(), torch.Generator().manual_seed(0)
     disc = _disc(d, hidden=(hidden, hidden), embed_dim=32)
     config = TimeDiscriminatorFitConfig(max_steps=steps, lr=2e-3, eval_every=100, patience=5)
@@ -267,7 +250,7 @@ def test_near_data_time_sampler_and_progress_bar(capsys):
     t = TIME_SAMPLERS["near_data"](u)
     assert 0 <= t.min() and t.max() <= 1
     assert t.mean() == pytest.approx(1 / 3, abs=0.01)  # E[u²] = ⅓: more draws near the data
-    data, model = _pair(2)
+    data, model = mixture_pair(2)
     g = torch.Generator().manual_seed(0)
     config = TimeDiscriminatorFitConfig(
         max_steps=20, batch_size=32, eval_every=10, time_sampler="near_data", progress=True
