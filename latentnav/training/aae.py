@@ -1,5 +1,4 @@
-"""AAE training as in Makhzani et al. 2015 (DESIGN.md §2), and the latent diffusion model's
-score matching on fixed latents (DESIGN.md §4), orchestrated by Lightning.
+"""AAE training as in Makhzani et al. 2015 (DESIGN.md §2), orchestrated by Lightning.
 
 Each minibatch: (a) reconstruction phase, E and G minimise the reconstruction loss; (b)
 regularisation phase, D_z learns prior samples (label 1) against encoded data (label 0); (c) E
@@ -9,19 +8,16 @@ fools D_z with the non-saturating loss −log D_z(E(x)).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 
-from latentnav._checks import check_latents
 from latentnav._validate import MAX_SEED, check_choice, check_int, check_real
 from latentnav.aae import AAE
 from latentnav.metrics.mmd import mmd2
-
-if TYPE_CHECKING:
-    from latentnav.diffusion import LatentDiffusion
+from latentnav.training.trainer import make_trainer
 
 __all__ = [
     "TrainConfig",
@@ -30,9 +26,6 @@ __all__ = [
     "reconstruction_loss",
     "discriminator_loss",
     "r1_penalty",
-    "make_trainer",
-    "DiffusionTraining",
-    "fit_diffusion",
 ]
 
 
@@ -219,100 +212,4 @@ def fit_aae(
     trainer = make_trainer(config.epochs, accelerator, log_dir, progress)
     trainer.fit(AAETraining(aae, config), datamodule=datamodule)
     aae.eval()
-    return {k: float(v) for k, v in trainer.callback_metrics.items()}
-
-
-def make_trainer(
-    epochs: int, accelerator: str, log_dir: str | None, progress: bool, **kwargs
-) -> L.Trainer:
-    """The project's Lightning trainer: one device, CSV log in ``log_dir`` (none without it), no
-    checkpoints or sanity steps; ``kwargs`` go to :class:`lightning.Trainer`."""
-    logger = L.pytorch.loggers.CSVLogger(log_dir, name="", version="") if log_dir else False
-    return L.Trainer(
-        max_epochs=epochs,
-        accelerator=accelerator,
-        devices=1,
-        logger=logger,
-        enable_checkpointing=False,
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        log_every_n_steps=10,
-        num_sanity_val_steps=0,
-        **kwargs,
-    )
-
-
-def device_generator(
-    current: torch.Generator | None, device: torch.device, seed: int
-) -> torch.Generator:
-    """``current`` if it lives on ``device``, else a new generator there seeded with ``seed``."""
-    if current is None or current.device != device:
-        current = torch.Generator(device).manual_seed(seed)
-    return current
-
-
-class DiffusionTraining(L.LightningModule):
-    """Score matching of a :class:`~latentnav.diffusion.LatentDiffusion` on fixed latents
-    (DESIGN.md §4): Adam with a cosine schedule, EMA after every batch, the held-out loss on
-    fixed noise per batch index."""
-
-    def __init__(self, diffusion: LatentDiffusion):
-        super().__init__()
-        self.diffusion = diffusion
-        self._generator: torch.Generator | None = None
-
-    def configure_optimizers(self):
-        c = self.diffusion.config
-        opt = torch.optim.Adam(self.diffusion.net.parameters(), lr=c.lr)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(
-            opt, T_max=max(c.epochs, 1), eta_min=c.lr * c.lr_final_fraction
-        )
-        return [opt], [sched]
-
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        seed = self.diffusion.config.seed + 3
-        self._generator = device_generator(self._generator, self.device, seed)
-        loss = self.diffusion.loss(batch[0], generator=self._generator)
-        self.log("train/score_loss", loss.detach(), prog_bar=True, on_epoch=True, on_step=False)
-        return loss
-
-    def on_train_batch_end(self, *args) -> None:
-        self.diffusion.update_ema()
-
-    def validation_step(self, batch, batch_idx: int) -> None:
-        g = torch.Generator(self.device).manual_seed(self.diffusion.config.seed + 4 + batch_idx)
-        self.log("val/score_loss", self.diffusion.loss(batch[0], generator=g), prog_bar=True)
-
-
-def fit_diffusion(
-    model: LatentDiffusion,
-    latents: torch.Tensor,
-    val_latents: torch.Tensor | None = None,
-    accelerator: str = "auto",
-    log_dir: str | None = None,
-    progress: bool = True,
-    epochs: int | None = None,
-) -> dict[str, float]:
-    """Train ``model`` in place on fixed latents ``(N, d)`` (e.g. a frozen encoder's)."""
-    check_latents(latents, model.latent_dim, "latents")
-    c = model.config
-    g = torch.Generator().manual_seed(c.seed)
-    loader = torch.utils.data.DataLoader(
-        torch.utils.data.TensorDataset(latents.detach().cpu()),
-        batch_size=c.batch_size,
-        shuffle=True,
-        generator=g,
-        drop_last=len(latents) > c.batch_size,
-    )
-    val = None
-    if val_latents is not None:
-        check_latents(val_latents, model.latent_dim, "val_latents")
-        val = torch.utils.data.DataLoader(
-            torch.utils.data.TensorDataset(val_latents.detach().cpu()), batch_size=4096
-        )
-    trainer = make_trainer(
-        epochs or c.epochs, accelerator, log_dir, progress, gradient_clip_val=c.grad_clip or None
-    )
-    trainer.fit(DiffusionTraining(model), loader, val)
-    model.eval()
     return {k: float(v) for k, v in trainer.callback_metrics.items()}
