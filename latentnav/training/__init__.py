@@ -10,6 +10,7 @@ from latentnav.training.aae import (
     reconstruction_loss,
 )
 from latentnav.training.diffusion import DiffusionTraining, fit_diffusion
+from latentnav.training.joint import JointTraining
 from latentnav.training.trainer import device_generator, make_trainer
 
 __all__ = [
@@ -23,4 +24,5 @@ __all__ = [
     "device_generator",
     "DiffusionTraining",
     "fit_diffusion",
+    "JointTraining",
 ]
