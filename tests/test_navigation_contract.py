@@ -174,3 +174,23 @@ def test_front_door_without_a_compass_says_what_to_call():
     compass = LatentDiscriminator(D, (16,))
     path = Navigator(bare, compass=compass, steps=T, iterations=2).path(*pairs())
     assert path.z.shape == (B, T + 1, D)
+
+
+def test_front_door_fits_a_missing_compass_on_first_use_from_given_data():
+    from latentnav.compass import CompassConfig
+    from latentnav.density_ratio import RatioFitConfig
+
+    torch.manual_seed(0)
+    bare = AAE(AAEConfig(image_shape=(6,), latent_dim=D, hidden=(16,), disc_hidden=(16,))).eval()
+    data = torch.rand(400, 6, generator=torch.Generator().manual_seed(0))
+    fit = RatioFitConfig(max_steps=60, batch_size=128, eval_every=20, patience=2, seed=0)
+    config = CompassConfig(hidden=(16,), fit=fit)
+    with pytest.warns(UserWarning, match="no compass; fitted one on 360 images"):
+        nav = Navigator(bare, data=data, compass_config=config, steps=T, iterations=2)
+    assert bare.compass is not None and 0 <= nav.compass_report["heldout_accuracy"] <= 1
+    path = nav.path(*pairs())
+    # The default now runs with the attached compass, exactly as with that compass passed in.
+    same = Navigator(bare, compass=bare.compass, steps=T, iterations=2).path(*pairs())
+    assert torch.equal(path.z, same.z)
+    with pytest.raises(ValueError, match=r"data must be images \(N, \(6,\)\)"):
+        Navigator(AAE(bare.config), data=torch.rand(30, 7))

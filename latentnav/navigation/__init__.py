@@ -8,8 +8,10 @@ compass attached to the AAE; ``Navigator(aae, "stepwise", compass=...)`` or any 
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
+import torch
 from torch import nn
 
 from latentnav.navigation import diffusion_methods as _diffusion_methods  # noqa: F401 (score, sde)
@@ -57,25 +59,60 @@ __all__ = [
 ]
 
 _MISSING_COMPASS = (
-    "Navigator(aae) runs the label-free path optimiser, which needs a calibrated compass: fit one "
-    "with `compass, report = latentnav.compass.fit_compass(aae, images)` and attach it "
-    "(`aae.compass = compass`), or pass `compass=`"
+    "Navigator(aae) runs the label-free path optimiser, which needs a calibrated compass and this "
+    "AAE has none: pass training images (`Navigator(aae, data=images)` fits one and attaches it "
+    "to the AAE), fit one with `compass, report = latentnav.compass.fit_compass(aae, images)` "
+    "and set `aae.compass = compass`, or pass `compass=`"
 )
+
+
+def _fit_missing_compass(aae: nn.Module, data: torch.Tensor, config) -> dict[str, Any]:
+    """Fit the compass an AAE without one needs (DESIGN.md §3) on ``data: (N, *image_shape)``
+    (the last tenth held out for calibration) and attach it as ``aae.compass``."""
+    from latentnav.compass import fit_compass
+
+    if not isinstance(data, torch.Tensor) or data.shape[1:] != tuple(aae.image_shape):
+        shape = getattr(data, "shape", type(data).__name__)
+        raise ValueError(f"data must be images (N, {tuple(aae.image_shape)}), got {shape}")
+    if len(data) < 20:
+        raise ValueError(f"data needs at least 20 images to fit a compass, got {len(data)}")
+    n_val = max(len(data) // 10, 2)
+    compass, report = fit_compass(aae, data[:-n_val], data[-n_val:], config)
+    aae.compass = compass
+    warnings.warn(
+        f"Navigator: the AAE had no compass; fitted one on {len(data) - n_val} images (held-out "
+        f"accuracy {report['heldout_accuracy']:.3f}) and attached it as aae.compass; save the AAE "
+        "to keep it",
+        stacklevel=3,
+    )
+    return report
 
 
 class Navigator:
     """The front door: ``Navigator(aae, method=None, **options).path(z_a, z_b, *, callback=None)``.
     ``method``: a registered name, a :class:`Method` object (then no options), or None for the
-    label-free optimiser preset with ``aae.compass`` (or ``compass=``)."""
+    label-free optimiser preset with ``aae.compass`` (or ``compass=``). An AAE without a compass
+    fits one on first use from ``data`` (training images), with ``compass_config``."""
 
-    def __init__(self, aae: nn.Module, method: str | Method | None = None, **options: Any):
+    def __init__(
+        self,
+        aae: nn.Module,
+        method: str | Method | None = None,
+        *,
+        data: torch.Tensor | None = None,
+        compass_config: Any = None,
+        **options: Any,
+    ):
+        self.compass_report: dict[str, Any] | None = None
         if isinstance(method, Method):
             if options:
                 raise ValueError(f"options {sorted(options)} need a method name, not an object")
             self.method = method
         elif method is None:
             if options.get("compass") is None and getattr(aae, "compass", None) is None:
-                raise ValueError(_MISSING_COMPASS)
+                if data is None:
+                    raise ValueError(_MISSING_COMPASS)
+                self.compass_report = _fit_missing_compass(aae, data, compass_config)
             self.method = make_method("optimizer", aae, **options)
         elif isinstance(method, str):
             self.method = make_method(method, aae, **options)
