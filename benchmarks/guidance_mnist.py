@@ -40,7 +40,7 @@ def _decode(aae, z: torch.Tensor, batch: int = 2000) -> torch.Tensor:
 
 
 def _draw(diffusion, disc, sampler: str, schedule: str | None, weight: float, n: int, seed: int,
-          steps: int | None):  # fmt: skip
+          steps: int | None, boost_rounds: int = 0):  # fmt: skip
     """n latents from ``sampler``; ``weight == 0``: the unguided sampler from the same seed."""
     from latentnav.guidance import guided_score, sample_guided
     from latentnav.sampling import SAMPLERS, time_grid
@@ -56,7 +56,7 @@ def _draw(diffusion, disc, sampler: str, schedule: str | None, weight: float, n:
         score = guided_score(
             score, disc, weight, schedule=schedule, t_min=t_min, t_max=t_max, T=sde.T
         )
-        return sample_guided(score, sde, z_T, ts, sampler, generator=g)
+        return sample_guided(score, sde, z_T, ts, sampler, generator=g, boost_rounds=boost_rounds)
     return SAMPLERS[sampler](score, sde, z_T, ts, generator=g)
 
 
@@ -108,6 +108,75 @@ def _smoke_models(n_train: int = 512):
     return aae, diffusion, disc.eval(), train, train
 
 
+def _parzen(args, aae, diffusion, disc, pick, train, test, steps) -> dict:
+    """Parzen log-likelihood of decoded samples (RESULTS §7.3: σ on the last 2 000 training
+    images, reported on the test images), PC unguided and with the dev choice."""
+    from latentnav.metrics.samples import parzen_evaluate
+
+    out = {}
+    validation, reference = train.images[-2000:].flatten(1), test.images.flatten(1)
+    for name, schedule, weight in [("unguided", None, 0.0), ("guided", pick["schedule"],
+                                                            pick["weight"])]:  # fmt: skip
+        r = _draw(diffusion, disc, "pc", schedule, weight, args.parzen_samples, args.seed + 2,
+                  steps["pc"])  # fmt: skip
+        parzen = parzen_evaluate(_decode(aae, r.z).flatten(1), validation, reference,
+                                 progress=False)  # fmt: skip
+        out[name] = {"schedule": schedule, "weight": weight, "log_likelihood": parzen.mean,
+                     "std_error": parzen.stderr, "sigma": parzen.sigma}  # fmt: skip
+        print("parzen", name, json.dumps(out[name]), flush=True)
+    return out
+
+
+def _joint_ablation(args, diffusion, disc, aae, train, row_of, chosen) -> dict:
+    """Post-hoc vs joint D_ψ on the same final score model: a copy of the bundle's model is
+    trained ``joint_rounds`` × ``joint_epochs`` more epochs alternating with a fresh D_ψ (joint);
+    then another fresh D_ψ is fitted post hoc on that final model's samples. Both guide the
+    final model with each sampler's dev choice (dev reference)."""
+    import copy
+
+    from latentnav.guidance_joint import JointGuidanceConfig, fit_guidance_jointly
+    from latentnav.joint import encode_dataset
+    from latentnav.time_discriminator import (
+        TimeDiscriminator,
+        TimeDiscriminatorFitConfig,
+        fit_time_discriminator,
+    )
+
+    real = encode_dataset(aae, train.images)
+    model = copy.deepcopy(diffusion)
+    fit = TimeDiscriminatorFitConfig(max_steps=20 if args.smoke else 2000)
+    hidden = tuple(disc.config()["hidden"])
+
+    def fresh():
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            return TimeDiscriminator(aae.latent_dim, hidden=hidden)
+
+    joint_disc = fresh()
+    config = JointGuidanceConfig(rounds=args.joint_rounds, score_epochs=args.joint_epochs,
+                                 samples=min(10_000, len(real)), disc=fit)  # fmt: skip
+    start = time.perf_counter()
+    records = fit_guidance_jointly(model, joint_disc, real, config=config)
+    joint_seconds = time.perf_counter() - start
+    model.eval()
+    post_disc = fresh()
+    fake = model.sample(config.samples, "ode", seed=config.seed + 100).z
+    fit_time_discriminator(post_disc, model.sde, real, fake, fit)
+    out = {"rounds": records, "joint_seconds": joint_seconds, "rows": []}
+    for sampler, pick in chosen.items():
+        if pick is None:
+            continue
+        w = pick["weight"]
+        cases = [("unguided", post_disc, 0.0), ("joint", joint_disc.eval(), w),
+                 ("post hoc", post_disc.eval(), w)]  # fmt: skip
+        for name, d, weight in cases:
+            row = {"d_psi": name, **row_of(sampler, pick["schedule"], weight, args.seed, "dev",
+                                           model=model, d=d)}  # fmt: skip
+            out["rows"].append(row)
+            print("joint", json.dumps(row), flush=True)
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--bundle", help="bundle of `latentnav train` (AAE + latent diffusion)")
@@ -116,10 +185,24 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--n", type=int, default=2000, help="samples per row")
     p.add_argument("--samplers", nargs="+", default=list(SAMPLER_STEPS))
     p.add_argument("--schedules", nargs="+", default=["constant", "decreasing", "interval"])
-    p.add_argument("--weights", nargs="+", type=float, default=[0.5, 1.0, 2.0])
+    p.add_argument("--weights", nargs="+", type=float, default=[0.25, 0.5, 1.0, 2.0, 4.0])
     p.add_argument("--seed", type=int, default=0, help="sampling seed of the dev sweep")
     p.add_argument("--test-seed", type=int, default=1, help="sampling seed of the test rows")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument(
+        "--parzen-samples",
+        type=int,
+        default=0,
+        help="> 0: Parzen log-likelihood (§7.3 protocol) of that many PC samples, "
+        "unguided and with the chosen PC guidance",
+    )
+    p.add_argument(
+        "--joint-rounds",
+        type=int,
+        default=0,
+        help="> 0: the post-hoc vs joint D_ψ ablation with that many rounds",
+    )
+    p.add_argument("--joint-epochs", type=int, default=5, help="score epochs per joint round")
     p.add_argument("--smoke", action="store_true", help="tiny models, seconds")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
@@ -130,6 +213,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.smoke:
         args.n, args.samplers, args.weights = 64, ["em"], [1.0]
         args.schedules = ["constant"]
+        args.parzen_samples, args.joint_rounds, args.joint_epochs = 0, 1, 1
         aae, diffusion, disc, train, test = _smoke_models()
         ref_config, cache = ReferenceConfig(channels=(4, 8), hidden=16, epochs=1), out / "cache"
         dev_images = train.images[-256:]
@@ -160,18 +244,28 @@ def main(argv: list[str] | None = None) -> dict:
                **_measure(aae, classifier, references["dev"], r.z)}  # fmt: skip
         results["dev"].append(row)
         print("dev ", json.dumps(row), flush=True)
+
+    def row_of(sampler, schedule, weight, seed, reference, boost_rounds=0, model=diffusion, d=disc):
+        start = time.perf_counter()
+        r = _draw(model, d, sampler, schedule, weight, args.n, seed, steps[sampler], boost_rounds)
+        return {"sampler": sampler, "schedule": schedule, "weight": weight, "boost": boost_rounds,
+                "nfe": r.nfe, "seconds": time.perf_counter() - start,
+                **_measure(aae, classifier, references[reference], r.z)}  # fmt: skip
+
+    chosen = {}
     for sampler in args.samplers:
         rows = [r for r in results["dev"] if r["sampler"] == sampler]
         best = min((r for r in rows if r["weight"] > 0), key=lambda r: r["fid"], default=None)
-        for chosen in [rows[0]] + ([best] if best else []):
-            start = time.perf_counter()
-            r = _draw(diffusion, disc, sampler, chosen["schedule"], chosen["weight"], args.n,
-                      args.test_seed, steps[sampler])  # fmt: skip
-            row = {"sampler": sampler, "schedule": chosen["schedule"], "weight": chosen["weight"],
-                   "nfe": r.nfe, "seconds": time.perf_counter() - start,
-                   **_measure(aae, classifier, references["test"], r.z)}  # fmt: skip
+        chosen[sampler] = best
+        picks = [(rows[0], 0)] + ([(best, 0), (best, 1)] if best else [])
+        for pick, boost in picks:  # unguided, the dev choice, the dev choice with boosting
+            row = row_of(sampler, pick["schedule"], pick["weight"], args.test_seed, "test", boost)
             results["test"].append(row)
             print("test", json.dumps(row), flush=True)
+    if args.parzen_samples and chosen.get("pc"):
+        results["parzen"] = _parzen(args, aae, diffusion, disc, chosen["pc"], train, test, steps)
+    if args.joint_rounds:
+        results["joint"] = _joint_ablation(args, diffusion, disc, aae, train, row_of, chosen)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "guidance_mnist.json") as tmp:
         tmp.write_text(json.dumps(results, indent=2))
