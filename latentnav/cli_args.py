@@ -8,6 +8,7 @@ import argparse
 import json
 
 from latentnav.sampling import SAMPLERS
+from latentnav.training.trainer import STRATEGIES
 
 __all__ = ["build_parser", "PRIORS"]
 
@@ -102,6 +103,21 @@ def _add_training_args(p: argparse.ArgumentParser, defaults: dict) -> None:
         default="auto",
         help="Lightning accelerator: auto, cpu, gpu/cuda, mps (default: %(default)s)",
     )
+    p.add_argument(
+        "--devices", type=_positive_int, default=1,
+        help="processes per node, one device each (Lightning DDP when > 1; --batch-size is per "
+        "device, so the global batch is batch-size x devices x num-nodes)",
+    )  # fmt: skip
+    p.add_argument(
+        "--num-nodes", type=_positive_int, default=1,
+        help="machines; each runs the same command (torchrun or SLURM sets the ranks, or set "
+        "MASTER_ADDR, MASTER_PORT, NODE_RANK yourself)",
+    )  # fmt: skip
+    p.add_argument(
+        "--strategy", choices=STRATEGIES, default="auto",
+        help="auto: one device, or DDP when devices x num-nodes > 1; ddp re-runs the command per "
+        "extra device; ddp_spawn / ddp_fork start the processes from this one",
+    )  # fmt: skip
     p.add_argument(
         "--compass-steps", type=int, default=6000,
         help="most steps of the compass refitted on the frozen encoder at the end and stored "

@@ -8,6 +8,7 @@ fools D_z with the non-saturating loss −log D_z(E(x)).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import lightning as L
@@ -17,6 +18,12 @@ import torch.nn.functional as F
 from latentnav._validate import MAX_SEED, check_choice, check_int, check_real
 from latentnav.aae import AAE
 from latentnav.metrics.mmd import mmd2
+from latentnav.training.distributed import (
+    average_gradients,
+    backward_locally,
+    local_share,
+    parameters_of,
+)
 from latentnav.training.trainer import make_trainer
 
 __all__ = [
@@ -103,9 +110,22 @@ class AAETraining(L.LightningModule):
         self._val_latents: list[torch.Tensor] = []
 
     def _prior_sample(self, n: int) -> torch.Tensor:
+        """This process's n rows of the global batch's prior samples (``distributed``)."""
         if self._generator is None or self._generator.device != self.device:
             self._generator = torch.Generator(self.device).manual_seed(self.config.seed + 1)
-        return self.aae.prior.sample(n, generator=self._generator)
+        draw = partial(self.aae.prior.sample, generator=self._generator)
+        return local_share(draw, n, self.global_rank, self.trainer.world_size)
+
+    def _update(self, optimizer, loss: torch.Tensor, clip_norm: float = 0.0) -> None:
+        """One phase's update: backward on this process, the optimiser's gradients averaged over
+        the processes (:mod:`latentnav.training.distributed`), optional norm clipping, step."""
+        optimizer.zero_grad(set_to_none=True)
+        backward_locally(self, loss)
+        parameters = parameters_of(optimizer)
+        average_gradients(parameters, self.trainer.world_size)
+        if clip_norm > 0:
+            torch.nn.utils.clip_grad_norm_(parameters, clip_norm)
+        optimizer.step()
 
     def configure_optimizers(self):
         c, aae = self.config, self.aae
@@ -136,33 +156,33 @@ class AAETraining(L.LightningModule):
             scheduler.step()
 
     def training_step(self, batch, batch_idx: int) -> None:
+        """The three phases, each a backward over only the modules its optimiser steps (the
+        others' weights frozen by ``toggled_optimizer``), so DDP runs them with
+        ``find_unused_parameters=False``."""
         x = batch[0]
         opt_ae, opt_d, opt_g = self.optimizers()[:3]
         aae, n = self.aae, x.shape[0]
 
-        # (a) Reconstruction phase.
-        recon = reconstruction_loss(aae.decoder(aae.encoder(x)), x, self.config.reconstruction)
-        opt_ae.zero_grad(set_to_none=True)
-        self.manual_backward(recon)
-        opt_ae.step()
+        # (a) Reconstruction phase: E and G.
+        with self.toggled_optimizer(opt_ae):
+            recon = reconstruction_loss(aae.decoder(aae.encoder(x)), x, self.config.reconstruction)
+            self._update(opt_ae, recon)
 
-        # (b) Regularisation phase, discriminator: prior = 1, encoded = 0.
-        z_fake = aae.encoder(x).detach()
-        z_real = self._prior_sample(n).requires_grad_(self.config.gradient_penalty > 0)
-        logit_real, logit_fake = aae.discriminator(z_real), aae.discriminator(z_fake)
-        d_loss = discriminator_loss(logit_real, logit_fake)
-        if self.config.gradient_penalty > 0:
-            d_loss = d_loss + self.config.gradient_penalty * r1_penalty(logit_real, z_real)
-        opt_d.zero_grad(set_to_none=True)
-        self.manual_backward(d_loss)
-        opt_d.step()
+        # (b) Regularisation phase, discriminator: prior = 1, encoded = 0; D_z only.
+        with self.toggled_optimizer(opt_d):
+            z_fake = aae.encoder(x).detach()
+            z_real = self._prior_sample(n).requires_grad_(self.config.gradient_penalty > 0)
+            logit_real, logit_fake = aae.discriminator(z_real), aae.discriminator(z_fake)
+            d_loss = discriminator_loss(logit_real, logit_fake)
+            if self.config.gradient_penalty > 0:
+                d_loss = d_loss + self.config.gradient_penalty * r1_penalty(logit_real, z_real)
+            self._update(opt_d, d_loss)
 
-        # (c) Regularisation phase, encoder: non-saturating −log D_z(E(x)).
-        logit_gen = aae.discriminator(aae.encoder(x))
-        g_loss = F.binary_cross_entropy_with_logits(logit_gen, torch.ones_like(logit_gen))
-        opt_g.zero_grad(set_to_none=True)
-        self.manual_backward(g_loss)
-        opt_g.step()
+        # (c) Regularisation phase, encoder: non-saturating −log D_z(E(x)); E only, D_z frozen.
+        with self.toggled_optimizer(opt_g):
+            logit_gen = aae.discriminator(aae.encoder(x))
+            g_loss = F.binary_cross_entropy_with_logits(logit_gen, torch.ones_like(logit_gen))
+            self._update(opt_g, g_loss)
 
         self.log_dict(
             {
@@ -175,6 +195,7 @@ class AAETraining(L.LightningModule):
             prog_bar=False,
             on_step=False,
             on_epoch=True,
+            sync_dist=True,
         )
         self.log("recon", recon.detach(), prog_bar=True, on_step=True, on_epoch=False)
 
@@ -206,10 +227,17 @@ def fit_aae(
     accelerator: str = "auto",
     log_dir: str | None = None,
     progress: bool = True,
+    devices: int = 1,
+    num_nodes: int = 1,
+    strategy: str = "auto",
 ) -> dict[str, float]:
-    """Train ``aae`` in place with Lightning; returns the last logged metrics as floats."""
+    """Train ``aae`` in place with Lightning; returns the last logged metrics as floats.
+    ``devices``, ``num_nodes``, ``strategy``: see :func:`make_trainer` (``config.batch_size`` is
+    per device)."""
     config = config or TrainConfig()
-    trainer = make_trainer(config.epochs, accelerator, log_dir, progress)
+    trainer = make_trainer(
+        config.epochs, accelerator, log_dir, progress, devices, num_nodes, strategy
+    )
     trainer.fit(AAETraining(aae, config), datamodule=datamodule)
     aae.eval()
     return {k: float(v) for k, v in trainer.callback_metrics.items()}

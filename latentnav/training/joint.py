@@ -18,6 +18,7 @@ import torch
 from latentnav.aae import AAE
 from latentnav.diffusion import LatentDiffusion
 from latentnav.training.aae import AAETraining, TrainConfig
+from latentnav.training.distributed import gather_batch
 from latentnav.training.trainer import device_generator
 
 __all__ = ["JointTraining"]
@@ -39,22 +40,19 @@ class JointTraining(AAETraining):
         return [*optimizers, score_opt], schedulers
 
     def training_step(self, batch, batch_idx: int) -> None:
+        """The AAE's phases, then the score step on the global batch's detached latents: every
+        process gathers them and computes the same loss with the same noise (the score net's
+        gradients agree across processes before the average, which only guards that)."""
         super().training_step(batch, batch_idx)
         score_opt = self.optimizers()[3]
         with torch.no_grad():
-            z = self.aae.encoder(batch[0])
+            z = gather_batch(self.aae.encoder(batch[0]), self.trainer.world_size)
         seed = self.diffusion.config.seed + 3
         self._score_generator = device_generator(self._score_generator, self.device, seed)
         loss = self.diffusion.loss(z, generator=self._score_generator)
-        score_opt.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        if self.diffusion.config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(
-                self.diffusion.net.parameters(), self.diffusion.config.grad_clip
-            )
-        score_opt.step()
+        self._update(score_opt, loss, self.diffusion.config.grad_clip)
         self.diffusion.update_ema()
-        self.log("train/score_loss", loss.detach(), on_step=False, on_epoch=True)
+        self.log("train/score_loss", loss.detach(), on_step=False, on_epoch=True, sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
         if self._val_latents:
