@@ -123,14 +123,19 @@ class Judge(NamedTuple):
     detector: OODDetector
 
 
-def judge(train: ImageData, test: ImageData, smoke: bool = False) -> Judge:
-    """The judge of RESULTS §5 (default configs, cached under ``$LATENTNAV_CACHE``); ``smoke``: a
-    narrow one-epoch CNN and small banks."""
+def reference(train: ImageData, smoke: bool = False) -> ReferenceClassifier:
+    """The reference classifier of RESULTS §5 (default config, cached under
+    ``$LATENTNAV_CACHE``); ``smoke``: a narrow one-epoch CNN."""
     if smoke:
-        ref = reference_classifier(train.images, train.labels, SMOKE_REFERENCE, progress=False)
-        return Judge(ref, ood_detector(ref, train.images, test.images, SMOKE_OOD))
-    ref = reference_classifier(train.images, train.labels)
-    return Judge(ref, ood_detector(ref, train.images, test.images))
+        return reference_classifier(train.images, train.labels, SMOKE_REFERENCE, progress=False)
+    return reference_classifier(train.images, train.labels)
+
+
+def judge(train: ImageData, test: ImageData, smoke: bool = False) -> Judge:
+    """:func:`reference` and its OOD detector (banks from ``train``, thresholds from ``test``);
+    ``smoke``: small banks."""
+    ref = reference(train, smoke)
+    return Judge(ref, ood_detector(ref, train.images, test.images, SMOKE_OOD if smoke else None))
 
 
 def set_threads(threads: int) -> None:
@@ -212,13 +217,13 @@ def tiny_diffusion(latent_dim: int, seed: int = 0) -> LatentDiffusion:
 
 
 SMOKE_FIT = RatioFitConfig(max_steps=20, batch_size=256, eval_every=10, patience=2)
+SMOKE_COMPASS = CompassConfig(hidden=(16,), fit=SMOKE_FIT)
 
 
 def tiny_compass(aae: AAE, images: torch.Tensor) -> tuple[LatentDiscriminator, dict]:
     """A narrow compass fitted for a few steps on ``images: (N, C, H, W)`` (last 10 % held out)."""
     split = len(images) - len(images) // 10
-    config = CompassConfig(hidden=(16,), fit=SMOKE_FIT)
-    return fit_compass(aae, images[:split], images[split:], config)
+    return fit_compass(aae, images[:split], images[split:], SMOKE_COMPASS)
 
 
 def decode(aae: AAE, z: torch.Tensor, batch: int = 2000) -> torch.Tensor:
