@@ -188,9 +188,10 @@ def base_parser(
 
 
 def parse_args(p: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
-    """Parse, apply ``--threads``, and give ``--smoke`` runs without ``--out`` a temp folder."""
+    """Parse, apply ``--threads``, and give ``--smoke`` runs without ``--out`` a temp folder (so a
+    smoke never writes over a full run's default output)."""
     args = p.parse_args(argv)
-    if args.out is None and args.smoke:
+    if args.smoke and args.out == p.get_default("out"):
         args.out = tempfile.mkdtemp(prefix="latentnav-smoke-")
     elif args.out is None and args._out_required:
         p.error("--out is required (unless --smoke)")
