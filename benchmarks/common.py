@@ -13,7 +13,9 @@ import argparse
 import json
 import os
 import tempfile
+import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -22,7 +24,7 @@ import torch
 from latentnav.aae import AAE, AAEConfig
 from latentnav.checkpoint import atomic_path
 from latentnav.compass import CompassConfig, fit_compass
-from latentnav.data import ImageData, load_mnist
+from latentnav.data import ImageData, ImageDataModule, load_embedded_mnist, load_mnist
 from latentnav.density_ratio import RatioFitConfig
 from latentnav.diffusion import LatentDiffusion
 from latentnav.joint import default_diffusion_config
@@ -35,8 +37,9 @@ from latentnav.metrics import (
     reference_classifier,
 )
 from latentnav.networks import LatentDiscriminator
-from latentnav.runs import build_aae
+from latentnav.runs import build_aae, evaluate_aae
 from latentnav.score_net import ScoreNetConfig
+from latentnav.training import TrainConfig, fit_aae
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out"  # where the RESULTS commands put trained models
@@ -236,3 +239,23 @@ def decode(aae: AAE, z: torch.Tensor, batch: int = 2000) -> torch.Tensor:
 def load_aae(args: argparse.Namespace, train: ImageData | None = None) -> AAE:
     """``AAE.load(args.aae)``, or in ``--smoke`` an untrained :func:`tiny_aae`."""
     return tiny_aae(seed=args.seed) if args.smoke else AAE.load(args.aae).eval()
+
+
+def fit_embedded_aae(
+    config: AAEConfig, train: TrainConfig, smoke: bool = False, seed: int = 0
+) -> tuple[AAE, ImageDataModule, dict[str, float], float]:
+    """An AAE trained on the embedded MNIST subset (batch 100, split seed 0) and its test-split
+    figures: (aae, datamodule, evaluate_aae report, training seconds). ``smoke``: the first
+    ``SMOKE_TRAIN`` / ``SMOKE_TEST`` images and narrow MLPs."""
+    train_set, test_set = load_embedded_mnist("train"), load_embedded_mnist("test")
+    if smoke:
+        train_set = train_set.subset(slice(0, SMOKE_TRAIN))
+        test_set = test_set.subset(slice(0, SMOKE_TEST))
+        config = replace(config, hidden=(32,), disc_hidden=(16,))
+    dm = ImageDataModule(train_set, test_set, batch_size=100, seed=0)
+    dm.setup()
+    aae = build_aae(config, seed)
+    start = time.perf_counter()
+    fit_aae(aae, dm, train, "cpu", None, progress=False)
+    seconds = time.perf_counter() - start
+    return aae, dm, evaluate_aae(aae, dm.test_data), seconds
