@@ -17,14 +17,22 @@ import time
 from pathlib import Path
 
 import torch
-from common import SMOKE_COMPASS, base_parser, data_path, load_splits, parse_args, write_json
+from common import (
+    SMOKE_COMPASS,
+    base_parser,
+    data_path,
+    load_splits,
+    parse_args,
+    smoke_mnist,
+    write_json,
+)
 
 from latentnav.aae import AAEConfig
 from latentnav.metrics.samples import parzen_evaluate
 from latentnav.runs import RunConfig, train_aae_run
 from latentnav.training import TrainConfig
 
-# --smoke: the embedded subset, one epoch of narrow MLPs, a small Parzen window.
+# --smoke: the first images of the embedded subset, one epoch of narrow MLPs, a small Parzen window.
 SMOKE = {"epochs": 1, "hidden": "32", "disc_hidden": "16", "parzen_samples": 200,
          "parzen_validation": 200}  # fmt: skip
 
@@ -52,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         latent_dim=args.latent_dim, hidden=widths[0], disc_hidden=widths[1], prior=prior
     )
     config = RunConfig(
-        data="mnist-embedded" if args.smoke else f"mnist:{data_path(args.data)}",
+        data=f"mnist:{smoke_mnist(args.out) if args.smoke else data_path(args.data)}",
         out_dir=args.out,
         accelerator=args.accelerator,
         model=model,

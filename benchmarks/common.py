@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 
 from latentnav.aae import AAE, AAEConfig
@@ -95,6 +96,20 @@ def load_splits(args: argparse.Namespace) -> tuple[ImageData, ImageData]:
     source = Path(args.data).expanduser() if args.data else None
     train, test = load_mnist(source, "train"), load_mnist(source, "test")
     return train.subset(slice(0, SMOKE_TRAIN)), test.subset(slice(0, SMOKE_TEST))
+
+
+def smoke_mnist(folder: str | os.PathLike) -> Path:
+    """Write the smoke-sized embedded subset (first ``SMOKE_TRAIN`` / ``SMOKE_TEST`` images) as
+    ``folder/mnist_smoke.npz`` for code paths that take an MNIST file or ``mnist:PATH`` spec."""
+    train, test = load_mnist(None, "train"), load_mnist(None, "test")
+    arrays = {}
+    for split, data, n in (("train", train, SMOKE_TRAIN), ("test", test, SMOKE_TEST)):
+        arrays[f"x_{split}"] = (data.images[:n, 0] * 255).round().to(torch.uint8).numpy()
+        arrays[f"y_{split}"] = data.labels[:n].to(torch.uint8).numpy()
+    path = Path(folder) / "mnist_smoke.npz"
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    return path
 
 
 def different_class_pairs(labels: torch.Tensor, n: int, seed: int) -> tuple:

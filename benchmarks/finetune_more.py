@@ -12,9 +12,9 @@ import json
 import time
 from pathlib import Path
 
-from common import SMOKE_TRAIN, base_parser, data_path, parse_args, tiny_aae, tiny_diffusion
+from common import base_parser, data_path, parse_args, smoke_mnist, tiny_aae, tiny_diffusion
 
-from latentnav.data import ImageDataModule, load_embedded_mnist
+from latentnav.data import ImageDataModule
 from latentnav.joint import encode_dataset, load_bundle, save_bundle
 from latentnav.training import fit_diffusion
 
@@ -28,13 +28,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.smoke:
         aae = tiny_aae(seed=args.seed)
         diffusion, args.epochs = tiny_diffusion(aae.latent_dim, args.seed), 1
-        data = ImageDataModule(load_embedded_mnist("train").subset(slice(0, SMOKE_TRAIN)))
     elif args.bundle:
         aae, diffusion = load_bundle(args.bundle)
-        # --seed: the training run's seed, so the same train/validation split
-        data = ImageDataModule.from_spec(f"mnist:{data_path(args.data)}", seed=args.seed)
     else:
         p.error("--bundle is required (unless --smoke)")
+    source = smoke_mnist(args.out) if args.smoke else data_path(args.data)
+    # --seed: the training run's seed, so the same train/validation split
+    data = ImageDataModule.from_spec(f"mnist:{source}", seed=args.seed)
     data.setup()
     z = encode_dataset(aae, data.train_data.images)
     z_val = encode_dataset(aae, data.val_data.images)

@@ -50,7 +50,7 @@ from latentnav.runs import RunConfig, train_aae_run
 from latentnav.training import TrainConfig
 
 SMOKE = {"train": 500, "test": 100, "epochs": 1, "pairs": 4, "hidden": "32", "disc_hidden": "16",
-         "compass_steps": 20, "grid": 360}  # fmt: skip
+         "compass_steps": 20, "grid": 360, "steps": 8}  # fmt: skip
 
 
 def method_options(name: str, aae: torch.nn.Module, steps: int) -> dict[str, Any]:
