@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
         gradient_penalty=0.0,
     )
     model = AAEConfig(latent_dim=8, hidden=(512, 512), disc_hidden=(256, 256))
-    _, _, report, seconds = fit_embedded_aae(model, train, args.smoke)
+    _, _, report, seconds = fit_embedded_aae(model, train, args.smoke, args.seed)
     result = {"lr": lrs, "epochs": train.epochs, "seconds": round(seconds)}
     result |= {k: round(v, 3) for k, v in report.items()}
     print(json.dumps(result))

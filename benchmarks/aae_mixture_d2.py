@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
         latent_dim=2, hidden=(512, 512), disc_hidden=(256, 256), prior={"name": "mixture", "k": 10}
     )
     train = TrainConfig(epochs=args.epochs, gradient_penalty=args.gradient_penalty)
-    aae, dm, report, seconds = fit_embedded_aae(config, train, args.smoke)
+    aae, dm, report, seconds = fit_embedded_aae(config, train, args.smoke, args.seed)
     aae_figures(aae, dm.test_data, Path(out))
     result = {"gradient_penalty": train.gradient_penalty, "epochs": train.epochs}
     result |= {"seconds": round(seconds), **{k: round(v, 3) for k, v in report.items()}}

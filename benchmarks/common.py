@@ -181,16 +181,18 @@ def base_parser(
     out: str | None = None,
     out_required: bool = False,
     threads: int = 0,
-    seed: int = 0,
+    seed: int | None = 0,
     data: bool = True,
 ) -> argparse.ArgumentParser:
     """The common options: ``--out`` (``out``: its default; ``out_required``: required unless
-    ``--smoke``), ``--threads``, ``--seed``, ``--smoke`` and (``data``) ``--data``/``--mnist``."""
+    ``--smoke``), ``--threads``, ``--seed`` (``seed``: its default; None: a script without one),
+    ``--smoke`` and (``data``) ``--data``/``--mnist``."""
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
     need = " (required unless --smoke)" if out_required else ""
     p.add_argument("--out", default=out, help=f"output folder{need}; --smoke: a temp folder")
     p.add_argument("--threads", type=int, default=threads, help="torch CPU threads (0: torch's)")
-    p.add_argument("--seed", type=int, default=seed)
+    if seed is not None:
+        p.add_argument("--seed", type=int, default=seed)
     p.add_argument("--smoke", action="store_true", help="the whole code path in seconds, tiny")
     if data:
         p.add_argument(

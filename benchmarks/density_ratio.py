@@ -42,7 +42,7 @@ def pairs() -> dict[str, tuple]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = base_parser(__doc__, out="benchmarks/out/density_ratio", threads=1, data=False)
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=5, help="seeds --seed … --seed + SEEDS − 1")
     parser.add_argument("--n", type=int, default=20_000)
     args = parse_args(parser, argv)
     steps = 2000
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, list[dict]] = {}
     for name, (p, q) in pairs().items():
         results[name] = []
-        for seed in range(args.seeds):
+        for seed in range(args.seed, args.seed + args.seeds):
             config = RatioFitConfig(
                 max_steps=steps, batch_size=512, eval_every=min(100, steps), patience=5, seed=seed
             )

@@ -108,7 +108,7 @@ def timed(fn, device):
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = base_parser(__doc__, data=False)
+    p = base_parser(__doc__, seed=None, data=False)
     p.add_argument("--bundle")
     p.add_argument("--latent-dim", type=int, default=16)
     p.add_argument("--width", type=int, default=512)

@@ -71,7 +71,7 @@ def rate(fn, pairs: int, steps: int, device: str, repeats: int = 1) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = base_parser(__doc__, data=False)
+    p = base_parser(__doc__, seed=None, data=False)
     p.add_argument("--device", default="cpu")
     p.add_argument("--batches", type=int, nargs="+", default=[1, 64, 4096])
     p.add_argument("--steps", type=int, default=16)
