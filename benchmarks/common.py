@@ -253,7 +253,7 @@ def decode(aae: AAE, z: torch.Tensor, batch: int = 2000) -> torch.Tensor:
         return torch.cat([aae.decode(part) for part in z.split(batch)])
 
 
-def load_aae(args: argparse.Namespace, train: ImageData | None = None) -> AAE:
+def load_aae(args: argparse.Namespace) -> AAE:
     """``AAE.load(args.aae)``, or in ``--smoke`` an untrained :func:`tiny_aae`."""
     return tiny_aae(seed=args.seed) if args.smoke else AAE.load(args.aae).eval()
 
