@@ -2,29 +2,33 @@
 
 python benchmarks/aae_lr_sweep.py LR_RECONSTRUCTION LR_DISCRIMINATOR LR_GENERATOR EPOCHS
 python benchmarks/aae_lr_sweep.py 1e-3 5e-4 5e-4 8
+python benchmarks/aae_lr_sweep.py --smoke
 """
 
-import json
-import sys
-import time
+from __future__ import annotations
 
-import torch
+import json
+from pathlib import Path
+
+from common import base_parser, fit_embedded_aae, parse_args, write_json
 
 from latentnav.aae import AAEConfig
-from latentnav.data import ImageDataModule
-from latentnav.runs import build_aae, evaluate_aae
-from latentnav.training import TrainConfig, fit_aae
+from latentnav.training import TrainConfig
 
-if __name__ == "__main__":
-    torch.set_num_threads(1)
-    lr_r, lr_d, lr_g = map(float, sys.argv[1:4])
-    epochs = int(sys.argv[4])
-    dm = ImageDataModule.from_spec("mnist-embedded", batch_size=100, seed=0)
-    dm.setup()
-    aae = build_aae(AAEConfig(latent_dim=8, hidden=(512, 512), disc_hidden=(256, 256)), 0)
-    start = time.perf_counter()
+
+def main(argv: list[str] | None = None) -> None:
+    p = base_parser(__doc__, threads=1, data=False)
+    p.add_argument("lr_reconstruction", nargs="?", default="1e-3")
+    p.add_argument("lr_discriminator", nargs="?", default="5e-4")
+    p.add_argument("lr_generator", nargs="?", default="5e-4")
+    p.add_argument("epochs", nargs="?", type=int, default=8)
+    args = parse_args(p, argv)
+    if args.smoke:
+        args.epochs = 1
+    lrs = [args.lr_reconstruction, args.lr_discriminator, args.lr_generator]
+    lr_r, lr_d, lr_g = map(float, lrs)
     train = TrainConfig(
-        epochs=epochs,
+        epochs=args.epochs,
         lr_reconstruction=lr_r,
         lr_discriminator=lr_d,
         lr_generator=lr_g,
@@ -32,15 +36,14 @@ if __name__ == "__main__":
         lr_schedule="constant",
         gradient_penalty=0.0,
     )
-    fit_aae(aae, dm, train, "cpu", None, progress=False)
-    report = evaluate_aae(aae, dm.test_data)
-    print(
-        json.dumps(
-            {
-                "lr": sys.argv[1:4],
-                "epochs": epochs,
-                "seconds": round(time.perf_counter() - start),
-                **{k: round(v, 3) for k, v in report.items()},
-            }
-        )
-    )
+    model = AAEConfig(latent_dim=8, hidden=(512, 512), disc_hidden=(256, 256))
+    _, _, report, seconds = fit_embedded_aae(model, train, args.smoke, args.seed)
+    result = {"lr": lrs, "epochs": train.epochs, "seconds": round(seconds)}
+    result |= {k: round(v, 3) for k, v in report.items()}
+    print(json.dumps(result))
+    if args.out:
+        write_json(Path(args.out) / "aae_lr_sweep.json", result)
+
+
+if __name__ == "__main__":
+    main()

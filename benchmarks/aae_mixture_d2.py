@@ -2,40 +2,43 @@
 the discriminator's R1 gradient penalty on prior matching.
 
     python benchmarks/aae_mixture_d2.py GRADIENT_PENALTY EPOCHS OUT_DIR
+    python benchmarks/aae_mixture_d2.py --smoke
 """
 
+from __future__ import annotations
+
 import json
-import sys
-import time
 from pathlib import Path
 
-import torch
+from common import base_parser, fit_embedded_aae, parse_args, write_json
 
 from latentnav.aae import AAEConfig
-from latentnav.data import ImageDataModule
-from latentnav.runs import aae_figures, build_aae, evaluate_aae
-from latentnav.training import TrainConfig, fit_aae
+from latentnav.runs import aae_figures
+from latentnav.training import TrainConfig
 
-if __name__ == "__main__":
-    torch.set_num_threads(1)
-    penalty, epochs, out = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-    dm = ImageDataModule.from_spec("mnist-embedded", batch_size=100, seed=0)
-    dm.setup()
+
+def main(argv: list[str] | None = None) -> None:
+    p = base_parser(__doc__, threads=1, data=False)
+    p.add_argument("gradient_penalty", nargs="?", type=float, default=TrainConfig.gradient_penalty)
+    p.add_argument("epochs", nargs="?", type=int, default=12)
+    p.add_argument("out_dir", nargs="?", help="the output folder (same as --out)")
+    args = parse_args(p, argv)
+    if args.smoke:
+        args.epochs = 1
+    out = args.out_dir or args.out
+    if out is None:
+        p.error("OUT_DIR (or --out) is required unless --smoke")
     config = AAEConfig(
         latent_dim=2, hidden=(512, 512), disc_hidden=(256, 256), prior={"name": "mixture", "k": 10}
     )
-    aae = build_aae(config, 0)
-    start = time.perf_counter()
-    fit_aae(aae, dm, TrainConfig(epochs=epochs, gradient_penalty=penalty), "cpu", None, False)
-    report = evaluate_aae(aae, dm.test_data)
+    train = TrainConfig(epochs=args.epochs, gradient_penalty=args.gradient_penalty)
+    aae, dm, report, seconds = fit_embedded_aae(config, train, args.smoke, args.seed)
     aae_figures(aae, dm.test_data, Path(out))
-    print(
-        json.dumps(
-            {
-                "gradient_penalty": penalty,
-                "epochs": epochs,
-                "seconds": round(time.perf_counter() - start),
-                **{k: round(v, 3) for k, v in report.items()},
-            }
-        )
-    )
+    result = {"gradient_penalty": train.gradient_penalty, "epochs": train.epochs}
+    result |= {"seconds": round(seconds), **{k: round(v, 3) for k, v in report.items()}}
+    print(json.dumps(result))
+    write_json(Path(out) / "aae_mixture_d2.json", result)
+
+
+if __name__ == "__main__":
+    main()

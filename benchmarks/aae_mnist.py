@@ -12,26 +12,33 @@ images (mean ± standard error, nats).
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 
 import torch
+from common import (
+    SMOKE_COMPASS,
+    base_parser,
+    data_path,
+    load_splits,
+    parse_args,
+    smoke_mnist,
+    write_json,
+)
 
 from latentnav.aae import AAEConfig
-from latentnav.checkpoint import atomic_path
-from latentnav.data import load_mnist
 from latentnav.metrics.samples import parzen_evaluate
 from latentnav.runs import RunConfig, train_aae_run
 from latentnav.training import TrainConfig
 
-MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist.npz"
+# --smoke: the first images of the embedded subset, one epoch of narrow MLPs, a small Parzen window.
+SMOKE = {"epochs": 1, "hidden": "32", "disc_hidden": "16", "parzen_samples": 200,
+         "parzen_validation": 200}  # fmt: skip
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--mnist", default=str(MNIST))
+def main(argv: list[str] | None = None) -> None:
+    p = base_parser(__doc__, out_required=True)
     p.add_argument("--latent-dim", type=int, default=8)
     p.add_argument("--prior", default="normal")
     p.add_argument("--epochs", type=int, default=30)
@@ -40,15 +47,12 @@ def main() -> None:
     p.add_argument("--parzen-samples", type=int, default=10_000)
     p.add_argument("--parzen-validation", type=int, default=2_000)
     p.add_argument("--accelerator", default="auto")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--gradient-penalty", type=float, default=TrainConfig.gradient_penalty)
     p.add_argument("--lr-disc", type=float, default=TrainConfig.lr_discriminator)
     p.add_argument("--lr-gen", type=float, default=TrainConfig.lr_generator)
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    p.add_argument("--out", required=True)
-    args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_args(p, argv)
+    if args.smoke:
+        vars(args).update(SMOKE, accelerator="cpu")
 
     widths = [tuple(int(w) for w in s.split(",")) for s in (args.hidden, args.disc_hidden)]
     prior = {"name": args.prior} | ({"k": 10} if args.prior == "mixture" else {})
@@ -56,7 +60,7 @@ def main() -> None:
         latent_dim=args.latent_dim, hidden=widths[0], disc_hidden=widths[1], prior=prior
     )
     config = RunConfig(
-        data=f"mnist:{args.mnist}",
+        data=f"mnist:{smoke_mnist(args.out) if args.smoke else data_path(args.data)}",
         out_dir=args.out,
         accelerator=args.accelerator,
         model=model,
@@ -67,6 +71,7 @@ def main() -> None:
             lr_discriminator=args.lr_disc,
             lr_generator=args.lr_gen,
         ),
+        **({"compass": SMOKE_COMPASS} if args.smoke else {}),
     )
     aae, metrics = train_aae_run(config, progress=False)
 
@@ -76,10 +81,9 @@ def main() -> None:
     with torch.no_grad():
         z = aae.prior.sample(args.parzen_samples, generator=g)
         samples = torch.cat([aae.decoder(c) for c in z.split(1000)]).flatten(1).cpu()
-    train = load_mnist(args.mnist, "train").images.flatten(1)
+    train, test = (split.images.flatten(1) for split in load_splits(args))
     # The last images of the training split, drawn without a seed dependence on the run's split.
     validation = train[-args.parzen_validation :]
-    test = load_mnist(args.mnist, "test").images.flatten(1)
     parzen = parzen_evaluate(samples, validation, test, progress=False)
     metrics["parzen"] = {
         "log_likelihood": parzen.mean,
@@ -91,8 +95,7 @@ def main() -> None:
         "seconds": time.perf_counter() - start,
         "paper_aae": "340 ± 2 (Makhzani et al. 2015, Table 1)",
     }
-    with atomic_path(Path(args.out) / "benchmark.json") as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2))
+    write_json(Path(args.out) / "benchmark.json", metrics)
     print(
         json.dumps({k: metrics[k] for k in ("wall_time_s", "device", "test", "parzen")}, indent=2)
     )

@@ -10,9 +10,10 @@ unconditional score as the reference row.
 
 from __future__ import annotations
 
-import argparse
+from pathlib import Path
 
 import torch
+from common import base_parser, parse_args, write_json
 
 from latentnav.conditional import (
     CDE,
@@ -58,11 +59,12 @@ def errors(score_of_class) -> torch.Tensor:
     return torch.stack(rows).mean(0)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = base_parser(__doc__.splitlines()[0], data=False)
     parser.add_argument("--steps", type=int, default=1500)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parse_args(parser, argv)
+    if args.smoke:
+        args.steps = 10
     z0, labels = ORACLE.sample(4000, torch.Generator().manual_seed(args.seed))
     y = one_hot(labels, 3)
     table = {"exact unconditional": errors(lambda k: lambda z, t: ORACLE.score(SDE_, z, t))}
@@ -89,6 +91,10 @@ def main() -> None:
     for name, row in table.items():
         cells = "".join(f"{v:8.4f}" for v in row.tolist())
         print(f"{name:24s}{cells}{row.mean().item():8.4f}{row[2:6].mean().item():11.4f}")
+    if args.out:
+        rows = {name: {"by_time": row.tolist(), "mean_0.2_0.7": row[2:6].mean().item()}
+                for name, row in table.items()}  # fmt: skip
+        write_json(Path(args.out) / "conditional_oracle.json", {"times": TIMES.tolist(), **rows})
 
 
 if __name__ == "__main__":

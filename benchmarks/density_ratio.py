@@ -9,13 +9,11 @@ their own 5th percentile, for several pairs and seeds.
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 
 import torch
+from common import base_parser, parse_args, write_json
 
-from latentnav.checkpoint import atomic_path
 from latentnav.data.toys import toy_distribution
 from latentnav.density_ratio import RatioFitConfig, density_ratio_fidelity
 from latentnav.priors import GaussianMixture, StandardNormal
@@ -42,21 +40,20 @@ def pairs() -> dict[str, tuple]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
-    parser.add_argument("--seeds", type=int, default=5)
+def main(argv: list[str] | None = None) -> None:
+    parser = base_parser(__doc__, out="benchmarks/out/density_ratio", threads=1, data=False)
+    parser.add_argument("--seeds", type=int, default=5, help="seeds --seed … --seed + SEEDS − 1")
     parser.add_argument("--n", type=int, default=20_000)
-    parser.add_argument("--out", default="benchmarks/out/density_ratio")
-    args = parser.parse_args()
-    torch.set_num_threads(1)
+    args = parse_args(parser, argv)
+    steps = 2000
+    if args.smoke:  # one seed, few points and steps
+        args.seeds, args.n, steps = 1, 500, 30
     results: dict[str, list[dict]] = {}
     for name, (p, q) in pairs().items():
         results[name] = []
-        for seed in range(args.seeds):
+        for seed in range(args.seed, args.seed + args.seeds):
             config = RatioFitConfig(
-                max_steps=2000, batch_size=512, eval_every=100, patience=5, seed=seed
+                max_steps=steps, batch_size=512, eval_every=min(100, steps), patience=5, seed=seed
             )
             r = density_ratio_fidelity(p, q, args.n, config, hidden=(64, 64))
             results[name].append(r)
@@ -64,9 +61,7 @@ def main() -> None:
                 f"{name:42s} seed {seed}: pearson {r['pearson']:.3f}  "
                 f"spread {r['truth_spread']:.2f} nats  held-out acc {r['heldout_accuracy']:.3f}"
             )
-    out = Path(args.out)
-    with atomic_path(out / "density_ratio.json") as tmp:
-        tmp.write_text(json.dumps(results, indent=2))
+    write_json(Path(args.out) / "density_ratio.json", results)
 
 
 if __name__ == "__main__":

@@ -14,12 +14,12 @@ of a 1000-step run is that per-step time × 1000 (every step costs the same).
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
 import numpy as np
 import torch
+from common import base_parser, json_path, parse_args, write_json
 from scipy import integrate
 
 from latentnav.diffusion import DiffusionConfig, LatentDiffusion
@@ -107,8 +107,8 @@ def timed(fn, device):
     return out, time.perf_counter() - start
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+def main(argv: list[str] | None = None) -> None:
+    p = base_parser(__doc__, seed=None, data=False)
     p.add_argument("--bundle")
     p.add_argument("--latent-dim", type=int, default=16)
     p.add_argument("--width", type=int, default=512)
@@ -117,11 +117,10 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--device", default="cpu")
     p.add_argument("--tf32", action="store_true")
-    p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--out")
-    args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_args(p, argv)  # --out: a .json file, or a folder for diffusion_speed.json
+    if args.smoke:  # a tiny untrained network, no bundle
+        args.bundle, args.latent_dim, args.width, args.blocks = None, 4, 32, 1
+        args.batch, args.steps = 64, 20
     if args.tf32:
         torch.backends.cuda.matmul.allow_tf32 = True
     device = torch.device(args.device)
@@ -185,8 +184,7 @@ def main() -> None:
     }
     print("ODE", json.dumps(rows["ODE (rtol = atol = 1e-3)"]), flush=True)
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump({"args": vars(args), "rows": rows}, f, indent=2)
+        write_json(json_path(args.out, "diffusion_speed.json"), {"args": vars(args), "rows": rows})
 
 
 if __name__ == "__main__":

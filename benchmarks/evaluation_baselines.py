@@ -13,16 +13,24 @@ Prints (and writes to OUT/evaluation.json):
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from pathlib import Path
 
 import torch
+from common import (  # noqa: F401  (experiments/ import MNIST from here)
+    MNIST,
+    SMOKE_PAIRS,
+    SMOKE_STEPS,
+    base_parser,
+    decode,
+    different_class_pairs,
+    judge,
+    load_aae,
+    load_splits,
+    parse_args,
+    write_json,
+)
 
-from latentnav.aae import AAE
-from latentnav.checkpoint import atomic_path
-from latentnav.data import load_mnist
 from latentnav.interpolation import interpolate
 from latentnav.metrics import (
     DETECTORS,
@@ -30,19 +38,10 @@ from latentnav.metrics import (
     PathReport,
     fid,
     inception_score,
-    ood_detector,
     precision_recall,
     reconstruction_floor,
-    reference_classifier,
 )
 from latentnav.viz import image_grid, image_strip, save_figure
-
-MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist.npz"
-
-
-def decode(aae: AAE, z: torch.Tensor, batch: int = 2000) -> torch.Tensor:
-    with torch.no_grad():
-        return torch.cat([aae.decode(part) for part in z.split(batch)])
 
 
 def sample_metrics(name: str, real_f, real_p, fake_f, fake_p) -> dict:
@@ -55,35 +54,25 @@ def sample_metrics(name: str, real_f, real_p, fake_f, fake_p) -> dict:
     return row
 
 
-def different_class_pairs(labels: torch.Tensor, n: int, seed: int) -> tuple:
-    g = torch.Generator().manual_seed(seed)
-    a = torch.randperm(len(labels), generator=g)
-    b = torch.randperm(len(labels), generator=g)
-    keep = labels[a] != labels[b]
-    return a[keep][:n], b[keep][:n]
-
-
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--aae", required=True)
-    p.add_argument("--mnist", default=str(MNIST))
+def main(argv: list[str] | None = None) -> None:
+    p = base_parser(__doc__, out_required=True)
+    p.add_argument("--aae", help="trained AAE (required unless --smoke: an untrained tiny one)")
     p.add_argument("--pairs", type=int, default=1000)
     p.add_argument("--steps", type=int, default=32)
     p.add_argument("--n", type=int, default=10_000, help="images per set for sample metrics")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--out", required=True)
-    args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_args(p, argv)
+    if args.smoke:
+        args.pairs, args.steps, args.n = SMOKE_PAIRS, SMOKE_STEPS, 200
+    elif not args.aae:
+        p.error("--aae is required (unless --smoke)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    train, test = load_mnist(args.mnist, "train"), load_mnist(args.mnist, "test")
-    ref = reference_classifier(train.images, train.labels)
+    train, test = load_splits(args)
+    ref, detector = judge(train, test, args.smoke)
     acc = ref.accuracy(test.images, test.labels)
     print(f"reference classifier test accuracy {100 * acc:.2f}%", flush=True)
-    aae = AAE.load(args.aae).eval()
+    aae = load_aae(args)
     g = torch.Generator().manual_seed(args.seed)
     n = min(args.n, len(test))
 
@@ -99,12 +88,12 @@ def main() -> None:
         k: sample_metrics(k, real_f, real_p, ref.features(v), ref.probs(v)) for k, v in sets.items()
     }
     extractor = FeatureExtractor(ref.features, ref.num_features)
-    check = fid(real[:2000], sets["train (floor)"][:2000], extractor)
-    print(f"FID via torchmetrics image path (2000 vs 2000 train): {check:.3f}")
+    m = min(n, 2000)
+    check = fid(real[:m], sets["train (floor)"][:m], extractor)
+    print(f"FID via torchmetrics image path ({m} vs {m} train): {check:.3f}")
     save_figure(image_grid(sets["prior samples"][:100], 10, "prior samples"), out / "prior.png")
 
     # OOD detectors: banks from train, thresholds from real test; floor on reconstructions.
-    detector = ood_detector(ref, train.images, test.images)
     floor = reconstruction_floor(detector, aae.reconstruct, test.images)
     print("floor (reconstructions):", {k: round(v, 4) for k, v in floor.items()})
 
@@ -150,8 +139,7 @@ def main() -> None:
         "aae": str(args.aae),
         "seconds": time.perf_counter() - start,
     }
-    with atomic_path(out / "evaluation.json") as tmp:
-        tmp.write_text(json.dumps(result, indent=2))
+    write_json(out / "evaluation.json", result)
     (out / "paths_table.txt").write_text(table + "\n")
     print(f"done in {result['seconds']:.0f} s → {out}")
 

@@ -7,34 +7,34 @@ the held-out score loss was still falling after `latentnav train`'s fine-tune st
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import time
 from pathlib import Path
 
-import torch
-from evaluation_baselines import MNIST
+from common import base_parser, data_path, parse_args, smoke_mnist, tiny_aae, tiny_diffusion
 
 from latentnav.data import ImageDataModule
 from latentnav.joint import encode_dataset, load_bundle, save_bundle
 from latentnav.training import fit_diffusion
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--bundle", required=True)
-    p.add_argument("--mnist", default=str(MNIST))
+def main(argv: list[str] | None = None) -> None:
+    p = base_parser(__doc__, out_required=True)
+    p.add_argument("--bundle", help="trained bundle (unless --smoke: an untrained tiny one)")
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--lr", type=float, default=3e-4)
-    p.add_argument("--seed", type=int, default=0, help="the training run's seed (same splits)")
-    p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--out", required=True)
-    args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    aae, diffusion = load_bundle(args.bundle)
-    data = ImageDataModule.from_spec(f"mnist:{args.mnist}", batch_size=100, seed=args.seed)
+    args = parse_args(p, argv)
+    if args.smoke:
+        aae = tiny_aae(seed=args.seed)
+        diffusion, args.epochs = tiny_diffusion(aae.latent_dim, args.seed), 1
+    elif args.bundle:
+        aae, diffusion = load_bundle(args.bundle)
+    else:
+        p.error("--bundle is required (unless --smoke)")
+    source = smoke_mnist(args.out) if args.smoke else data_path(args.data)
+    # --seed: the training run's seed, so the same train/validation split
+    data = ImageDataModule.from_spec(f"mnist:{source}", seed=args.seed)
     data.setup()
     z = encode_dataset(aae, data.train_data.images)
     z_val = encode_dataset(aae, data.val_data.images)

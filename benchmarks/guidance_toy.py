@@ -18,10 +18,11 @@ over the true density (``--figure``).
 
 from __future__ import annotations
 
-import argparse
 import time
+from pathlib import Path
 
 import torch
+from common import base_parser, parse_args, write_json
 
 from latentnav.data.toys import toy_distribution
 from latentnav.guidance import correction, guided_score, sample_guided
@@ -35,6 +36,7 @@ from latentnav.time_discriminator import (
     TimeDiscriminatorFitConfig,
     fit_time_discriminator,
 )
+from latentnav.viz import save_figure
 
 # RBF bandwidths at the scale of the ring's modes (std 0.1) and of its gaps: the median distance
 # (≈ 2.8) would be blind to how sharp the modes are.
@@ -74,24 +76,23 @@ def grid_kl(data: GaussianMixture, z: torch.Tensor, cells: int = 24, half: float
     return float((p[keep] * (p[keep].double().log() - q[keep].log())).sum())
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
+def main(argv: list[str] | None = None) -> None:
+    parser = base_parser(__doc__, threads=1, data=False)
     parser.add_argument("--n", type=int, default=20_000, help="real and fake training samples")
     parser.add_argument("--eval", type=int, default=5_000, help="samples per sampler run")
     parser.add_argument("--steps", type=int, default=100, help="EM steps (score evaluations)")
     parser.add_argument("--fit-steps", type=int, default=3_000)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--cost-only", action="store_true", help="only the guided/unguided step-cost ratio"
     )
     parser.add_argument(
         "--figure", default="benchmarks/figures/guidance_toy_trajectories.png", help="('' = none)"
     )
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    print_cost_ratio()
+    args = parse_args(parser, argv)
+    if args.smoke:  # PC needs ≥ 20 steps on the VP SDE
+        args.n, args.eval, args.steps, args.fit_steps = 500, 200, 20, 20
+        args.figure = str(Path(args.out) / "guidance_toy_trajectories.png")
+    print_cost_ratio(**({"batch": 50, "steps": 2} if args.smoke else {}))
     if args.cost_only:
         return
     sde, data = VPSDE(), toy_distribution("ring8")
@@ -137,7 +138,7 @@ def main() -> None:
         model_score, disc, 1.0, schedule="interval", t_min=0.0, t_max=0.5
     )
     reference = data.sample(args.eval, gen)
-    base = None
+    base, table = None, {}
     print(f"\nEM, {args.steps} score steps, {args.eval} samples, VP SDE")
     print(f"{'run':28s} {'MMD²':>9s} {'vs unguided':>12s} {'grid KL':>8s} {'s/run':>6s}")
     for name, fn in runs.items():
@@ -145,7 +146,8 @@ def main() -> None:
         mmd = float(mmd2(z, reference, BANDWIDTHS))
         base = mmd if name == "unguided" else base
         rel = f"{100 * (mmd / base - 1):+.0f} %" if base is not None else ""
-        print(f"{name:28s} {mmd:9.5f} {rel:>12s} {grid_kl(data, z):8.3f} {seconds:6.1f}")
+        table[name] = {"mmd2": mmd, "grid_kl": grid_kl(data, z), "nfe": args.steps}
+        print(f"{name:28s} {mmd:9.5f} {rel:>12s} {table[name]['grid_kl']:8.3f} {seconds:6.1f}")
     ts = time_grid(sde, args.steps)
 
     def guided_run(name, sampler, weight, **kw):
@@ -160,7 +162,9 @@ def main() -> None:
         seconds = time.perf_counter() - start
         mmd = float(mmd2(r.z, reference, BANDWIDTHS))
         fake = (r.extras["log_ratio"] < 0).float().mean().item() if weight else float("nan")
-        print(f"{name:34s} {mmd:9.5f} {grid_kl(data, r.z):8.3f} {r.nfe:5d} {fake:8.3f} "
+        kl, share = grid_kl(data, r.z), fake if weight else None
+        table[name] = {"mmd2": mmd, "grid_kl": kl, "nfe": r.nfe, "fake_share": share}
+        print(f"{name:34s} {mmd:9.5f} {kl:8.3f} {r.nfe:5d} {fake:8.3f} "
               f"{seconds:6.1f}")  # fmt: skip
         return seconds / max(r.nfe, 1)
 
@@ -177,8 +181,10 @@ def main() -> None:
     print(f"wall time per score step, guided / unguided EM (closed-form toy score): "
           f"{per_nfe['em guided'] / per_nfe['em']:.2f}")  # fmt: skip
     if args.figure:
-        trajectories_figure(sde, data, model_score, disc, args).savefig(args.figure, dpi=120)
+        save_figure(trajectories_figure(sde, data, model_score, disc, args), args.figure, dpi=120)
         print(f"figure: {args.figure}")
+    if args.out:
+        write_json(Path(args.out) / "guidance_toy.json", table)
 
 
 def print_cost_ratio(d: int = 8, batch: int = 1000, steps: int = 50) -> None:

@@ -11,20 +11,25 @@ the Parzen log-likelihood of the AAE paper's protocol.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import time
 from pathlib import Path
 
 import torch
-from evaluation_baselines import MNIST, decode
+from common import (
+    base_parser,
+    decode,
+    load_splits,
+    parse_args,
+    reference,
+    tiny_aae,
+    tiny_diffusion,
+    write_json,
+)
 
-from latentnav.checkpoint import atomic_path
-from latentnav.data import load_mnist
 from latentnav.joint import encode_dataset, load_bundle
 from latentnav.likelihood import bits_per_dim
-from latentnav.metrics import fid, precision_recall, reference_classifier
+from latentnav.metrics import fid, precision_recall
 from latentnav.metrics.samples import parzen_evaluate
 from latentnav.viz import image_grids, save_figure
 
@@ -38,37 +43,45 @@ ROWS = {
     "ODE, rtol = atol = 1e-3": ("ode", {"rtol": 1e-3, "atol": 1e-3}),
     "ODE, rtol = atol = 1e-5": ("ode", {"rtol": 1e-5, "atol": 1e-5}),
 }
+# --smoke: every sampler of ROWS at 20 steps (the fewest the VP discretisation allows), tiny sets.
+SMOKE_ROWS = {
+    name: (row if row is None or "steps" not in row[1] else (row[0], {"steps": 20}))
+    for name, row in ROWS.items()
+}
+SMOKE_SIZES = {"n": 100, "parzen_samples": 100, "nll_points": 20}
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--bundle", required=True)
-    p.add_argument("--mnist", default=str(MNIST))
+def main(argv: list[str] | None = None) -> None:
+    p = base_parser(__doc__, out_required=True)
+    p.add_argument("--bundle", help="trained bundle (unless --smoke: an untrained tiny one)")
     p.add_argument("--n", type=int, default=3000, help="samples per row")
     p.add_argument("--rows", nargs="*", default=list(ROWS), help="subset of the rows")
     p.add_argument("--parzen-samples", type=int, default=10_000)
     p.add_argument("--parzen-sampler", default="PC, 100 steps")
     p.add_argument("--nll-points", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--out", required=True)
-    args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_args(p, argv)
+    rows = SMOKE_ROWS if args.smoke else ROWS
     out = Path(args.out)
-    aae, diffusion = load_bundle(args.bundle)
-    train, test = load_mnist(args.mnist, "train"), load_mnist(args.mnist, "test")
-    classifier = reference_classifier(train.images, train.labels)
+    if args.smoke:
+        vars(args).update(SMOKE_SIZES)
+        aae = tiny_aae(seed=args.seed)
+        diffusion = tiny_diffusion(aae.latent_dim, args.seed)
+    elif args.bundle:
+        aae, diffusion = load_bundle(args.bundle)
+    else:
+        p.error("--bundle is required (unless --smoke)")
+    train, test = load_splits(args)
+    classifier = reference(train, args.smoke)
     real_f = classifier.features(test.images)
     results: dict = {"bundle": args.bundle, "n": args.n, "rows": {}}
 
     def draw(name: str, n: int, seed: int) -> tuple[torch.Tensor, int, float]:
         start = time.perf_counter()
-        if ROWS[name] is None:
+        if rows[name] is None:
             g = torch.Generator().manual_seed(seed)
             z, nfe = aae.prior.sample(n, generator=g), 0
         else:
-            sampler, kw = ROWS[name]
+            sampler, kw = rows[name]
             r = diffusion.sample(n, sampler, seed=seed, **kw)
             z, nfe = r.z, r.nfe
         return z, nfe, time.perf_counter() - start
@@ -135,8 +148,7 @@ def main() -> None:
         }
         print("parzen", name, str(parzen), flush=True)
     results["parzen_paper_aae"] = "340 ± 2 (Makhzani et al. 2015, Table 1)"
-    with atomic_path(out / "latent_diffusion.json") as tmp:
-        tmp.write_text(json.dumps(results, indent=2))
+    write_json(out / "latent_diffusion.json", results)
     best = min(results["rows"], key=lambda k: results["rows"][k]["fid"])
     shown = {"prior p(z)": images["prior p(z)"]} if "prior p(z)" in images else {}
     save_figure(image_grids({**shown, best: images[best]}), out / "samples.png")

@@ -9,7 +9,7 @@ reason) on test pairs at least ``--min-angle`` degrees apart, and judges the dec
 distances of reconstructions of test images), share of paths monotone along the shorter arc, ACAI
 smoothness, largest angular step. No navigator setting is tuned here.
 
-    python benchmarks/lines_manifold.py --smoke --out /tmp/lines_smoke          # ~30 s
+    python benchmarks/lines_manifold.py --smoke --out /tmp/lines_smoke          # ~10 s
     python benchmarks/lines_manifold.py --latent-dim 2 --epochs 10 --compass-steps 2000 \
         --pairs 100 --threads 1 --out /tmp/lines_d2                               # 535 s
 
@@ -32,7 +32,6 @@ back.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from dataclasses import replace
@@ -40,9 +39,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from common import base_parser, parse_args, write_json
 
 from latentnav.aae import AAEConfig
-from latentnav.checkpoint import atomic_path
 from latentnav.compass import CompassConfig, fit_compass
 from latentnav.data import load_dataset
 from latentnav.metrics import LineManifold, ManifoldReport, wrap_angle
@@ -50,8 +49,8 @@ from latentnav.navigation import METHODS, DensityCompass, make_method
 from latentnav.runs import RunConfig, train_aae_run
 from latentnav.training import TrainConfig
 
-SMOKE = {"train": 1000, "test": 200, "epochs": 1, "pairs": 6, "hidden": "128", "disc": "64",
-         "compass_steps": 200, "grid": 720}  # fmt: skip
+SMOKE = {"train": 500, "test": 100, "epochs": 1, "pairs": 4, "hidden": "32", "disc_hidden": "16",
+         "compass_steps": 20, "grid": 360, "steps": 8}  # fmt: skip
 
 
 def method_options(name: str, aae: torch.nn.Module, steps: int) -> dict[str, Any]:
@@ -156,8 +155,8 @@ def run_one(args: argparse.Namespace, latent_dim: int) -> dict[str, Any]:
     }
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+def parse_options(argv: list[str] | None = None) -> argparse.Namespace:
+    p = base_parser(__doc__, out_required=True, threads=1, data=False)
     p.add_argument("--latent-dim", type=int, nargs="+", default=[2], help="one run per d")
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--train", type=int, default=10_000)
@@ -171,28 +170,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--min-angle", type=float, default=30.0, help="degrees")
     p.add_argument("--percentile", type=float, default=99.0)
     p.add_argument("--grid", type=int, default=3600)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's)")
-    p.add_argument("--smoke", action="store_true", help="tiny data, 1 epoch, few pairs (< 1 min)")
-    p.add_argument("--out", required=True)
-    args = p.parse_args(argv)
+    args = parse_args(p, argv)
     if args.smoke:
-        args.train, args.test, args.epochs = SMOKE["train"], SMOKE["test"], SMOKE["epochs"]
-        args.pairs, args.hidden, args.disc_hidden = SMOKE["pairs"], SMOKE["hidden"], SMOKE["disc"]
-        args.compass_steps, args.grid = SMOKE["compass_steps"], SMOKE["grid"]
+        vars(args).update(SMOKE)
     return args
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_options(argv)
     start = time.perf_counter()
     results = [run_one(args, d) for d in args.latent_dim]
     summary = {"args": vars(args), "runs": results, "seconds": time.perf_counter() - start}
     path = Path(args.out) / "lines_manifold.json"
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(summary, indent=2, default=float))
+    write_json(path, summary)
     print(f"\nwrote {path} ({summary['seconds']:.0f} s)")
 
 

@@ -10,20 +10,28 @@ paths per method (same pairs in every strip).
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 
 import torch
-from evaluation_baselines import MNIST, different_class_pairs
+from common import (
+    SMOKE_PAIRS,
+    SMOKE_STEPS,
+    base_parser,
+    different_class_pairs,
+    judge,
+    load_aae,
+    load_splits,
+    parse_args,
+    tiny_compass,
+    write_json,
+)
 
 from latentnav.aae import AAE
-from latentnav.checkpoint import atomic_path
 from latentnav.compass import CompassConfig, fit_compass, load_compass, save_compass
-from latentnav.data import load_mnist
 from latentnav.latent_path import LatentPath
-from latentnav.metrics import PathReport, ood_detector, reconstruction_floor, reference_classifier
+from latentnav.metrics import PathReport, reconstruction_floor
 from latentnav.navigator import Navigator, NavigatorConfig
 from latentnav.viz import image_strip, save_figure
 
@@ -61,6 +69,10 @@ def variants(steps: int) -> dict[str, tuple[NavigatorConfig, bool]]:
     return v
 
 
+# --smoke: one variant per code path (plain SLERP, a D_z correction, the calibrated compasses).
+SMOKE_VARIANTS = ("slerp", "logit, normalized η=0.05, D_z", "density, normalized η=0.05, compass")
+
+
 def stochman_geodesic(aae: AAE, za: torch.Tensor, zb: torch.Tensor, steps: int) -> LatentPath:
     """The public baseline: stochman's connecting geodesic under the decoder's pull-back metric
     (cubic spline minimising the decoded curve energy; optional dependency ``stochman``)."""
@@ -90,14 +102,11 @@ def stochman_geodesic(aae: AAE, za: torch.Tensor, zb: torch.Tensor, steps: int) 
     return LatentPath(z, {"d_score": d_score, "accepted": (d_score - 0.5).abs() < 0.1})
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--aae", required=True)
-    p.add_argument("--mnist", default=str(MNIST))
+def main(argv: list[str] | None = None) -> None:
+    p = base_parser(__doc__, out_required=True)
+    p.add_argument("--aae", help="trained AAE (required unless --smoke: an untrained tiny one)")
     p.add_argument("--pairs", type=int, default=1000)
     p.add_argument("--steps", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0)
     p.add_argument("--only", nargs="*", help="run only these variant names")
     p.add_argument(
         "--no-temperature", action="store_true", help="compass without temperature scaling"
@@ -105,16 +114,17 @@ def main() -> None:
     p.add_argument(
         "--stochman", action="store_true", help="add stochman's geodesic (pip install stochman)"
     )
-    p.add_argument("--out", required=True)
-    args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_args(p, argv)
+    if args.smoke:
+        args.pairs, args.steps = SMOKE_PAIRS, SMOKE_STEPS
+        args.only = args.only or list(SMOKE_VARIANTS)
+    elif not args.aae:
+        p.error("--aae is required (unless --smoke)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    train, test = load_mnist(args.mnist, "train"), load_mnist(args.mnist, "test")
-    ref = reference_classifier(train.images, train.labels)
-    detector = ood_detector(ref, train.images, test.images)
-    aae = AAE.load(args.aae).eval()
+    train, test = load_splits(args)
+    _, detector = judge(train, test, args.smoke)
+    aae = load_aae(args)
     floor = reconstruction_floor(detector, aae.reconstruct, test.images)
 
     # Calibrated compass: refit on the frozen encoder (first 55 000 train images), validated on
@@ -125,12 +135,15 @@ def main() -> None:
         compass = load_compass(compass_path)
     else:
         start = time.perf_counter()
-        compass, compass_report = fit_compass(
-            aae,
-            train.images[:55_000],
-            train.images[55_000:],
-            CompassConfig(temperature_scaling=not args.no_temperature),
-        )
+        if args.smoke:
+            compass, compass_report = tiny_compass(aae, train.images)
+        else:
+            compass, compass_report = fit_compass(
+                aae,
+                train.images[:55_000],
+                train.images[55_000:],
+                CompassConfig(temperature_scaling=not args.no_temperature),
+            )
         compass_report["seconds"] = time.perf_counter() - start
         save_compass(compass, compass_path)
         print(
@@ -190,8 +203,7 @@ def main() -> None:
         "pairs": len(ia),
         "steps": args.steps,
     }
-    with atomic_path(out / "navigator.json") as tmp:
-        tmp.write_text(json.dumps(result, indent=2, default=float))
+    write_json(out / "navigator.json", result)
     (out / "paths_table.txt").write_text(table + "\n")
 
 

@@ -9,11 +9,12 @@ stepwise navigator with the logit objective, normalised steps, ε = 0.1, η = 0.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
+from pathlib import Path
 
 import torch
+from common import base_parser, parse_args, write_json
 from torch import nn
 
 from latentnav.interpolation import slerp
@@ -69,16 +70,15 @@ def rate(fn, pairs: int, steps: int, device: str, repeats: int = 1) -> float:
     return pairs * steps * repeats / (time.perf_counter() - start)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+def main(argv: list[str] | None = None) -> None:
+    p = base_parser(__doc__, seed=None, data=False)
     p.add_argument("--device", default="cpu")
     p.add_argument("--batches", type=int, nargs="+", default=[1, 64, 4096])
     p.add_argument("--steps", type=int, default=16)
     p.add_argument("--loop-pairs", type=int, default=64, help="pairs timed for the per-pair loop")
-    p.add_argument("--threads", type=int, default=0)
-    args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_args(p, argv)
+    if args.smoke:
+        args.batches, args.steps, args.loop_pairs = [1, 8], 4, 4
     torch.manual_seed(0)
     dim = 16
     disc = LatentDiscriminator(dim, (512, 512, 512)).to(args.device).eval()
@@ -106,7 +106,11 @@ def main() -> None:
     reference = Navigator(holder, config).path(z_a, z_b).z
     agree = torch.isclose(per_pair_loop(disc, z_a, z_b, config), reference, atol=1e-4).all(-1)
     print(f"per-pair loop and batched navigator agree on {agree.float().mean():.1%} of points")
-    print(json.dumps({"device": args.device, "steps": args.steps, "rates": results}, indent=2))
+    summary = {"device": args.device, "steps": args.steps, "rates": results}
+    summary["loop_agreement"] = float(agree.float().mean())
+    print(json.dumps(summary, indent=2))
+    if args.out:
+        write_json(Path(args.out) / "navigator_speed.json", summary)
 
 
 if __name__ == "__main__":

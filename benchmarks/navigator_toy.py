@@ -11,16 +11,14 @@ real data's, per method and relative to SLERP; and the D map with paths drawn ov
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 
 import lightning as L
 import torch
+from common import SMOKE_FIT, base_parser, parse_args, write_json
 from torch.utils.data import TensorDataset
 
 from latentnav.aae import AAEConfig
-from latentnav.checkpoint import atomic_path
 from latentnav.compass import CompassConfig, fit_compass
 from latentnav.data.toys import toy_distribution
 from latentnav.density_ratio import RatioFitConfig
@@ -32,17 +30,17 @@ from latentnav.viz import discriminator_map, save_figure
 SCALE = 6.0  # data x ∈ [−3, 3]² ↔ decoder range [0, 1]²: x01 = x / SCALE + 0.5
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+def main(argv: list[str] | None = None) -> None:
+    p = base_parser(__doc__, out="benchmarks/out/nav_toy", threads=1, data=False)
     p.add_argument("--toy", default="ring8")
     p.add_argument("--n", type=int, default=20_000)
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--pairs", type=int, default=1000)
     p.add_argument("--steps", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="benchmarks/out/nav_toy")
-    args = p.parse_args()
-    torch.set_num_threads(1)
+    args = parse_args(p, argv)
+    fit = RatioFitConfig(max_steps=4000, batch_size=1024, eval_every=200, patience=5)
+    if args.smoke:
+        args.n, args.epochs, args.pairs, args.steps, fit = 1000, 1, 20, 6, SMOKE_FIT
     torch.manual_seed(args.seed)  # from_datasets' loaders shuffle with the global generator
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -68,7 +66,6 @@ def main() -> None:
         None,
         progress=False,
     )
-    fit = RatioFitConfig(max_steps=4000, batch_size=1024, eval_every=200, patience=5)
     compass, report = fit_compass(aae, train, val, CompassConfig(hidden=(128, 128), fit=fit))
     print("compass:", {k: v for k, v in report.items() if "calibration" not in k})
 
@@ -131,12 +128,7 @@ def main() -> None:
             title=f"{args.toy}: {name}",
         )
         save_figure(fig, out / f"dmap_{'slerp' if name == 'slerp' else 'navigated'}.png")
-    with atomic_path(out / "toy.json") as tmp:
-        tmp.write_text(
-            json.dumps(
-                {"toy": args.toy, "compass": report, "methods": results}, indent=2, default=float
-            )
-        )
+    write_json(out / "toy.json", {"toy": args.toy, "compass": report, "methods": results})
 
 
 if __name__ == "__main__":

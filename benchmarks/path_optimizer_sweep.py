@@ -29,22 +29,30 @@ pair of the evaluation set; ``--pairs final`` runs the 1 000 seed-0 pairs of RES
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
-from pathlib import Path
 
 import torch
-from evaluation_baselines import MNIST, different_class_pairs
+from common import (  # noqa: F401  (experiments/ import OUT and pair_set from here)
+    OUT,
+    SMOKE_STEPS,
+    base_parser,
+    json_path,
+    judge,
+    load_splits,
+    pair_set,
+    parse_args,
+    tiny_aae,
+    tiny_compass,
+    tiny_diffusion,
+    write_json,
+)
 
 from latentnav.aae import AAE
 from latentnav.compass import load_compass
-from latentnav.data import load_mnist
 from latentnav.interpolation import interpolate
 from latentnav.joint import load_bundle
-from latentnav.latent_classifier import fit_latent_classifier
+from latentnav.latent_classifier import LatentClassifierConfig, fit_latent_classifier
 from latentnav.latent_path import LatentPath
-from latentnav.metrics import ood_detector, reference_classifier
 from latentnav.navigator import Navigator, NavigatorConfig
 from latentnav.path_optimizer import (
     PathOptimizerConfig,
@@ -55,7 +63,6 @@ from latentnav.path_optimizer import (
     optimize_paths,
 )
 
-OUT = Path(__file__).resolve().parent / "out"
 KEYS = {
     "w": ("density_weight", float),
     "s": ("hinge_width", float),
@@ -70,24 +77,15 @@ KEYS = {
 }
 
 
-def pair_set(labels: torch.Tensor, which: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Evaluation pairs (seed 0, those of RESULTS 6.3) or dev pairs (seed 1 minus those)."""
-    ea, eb = different_class_pairs(labels, 1000, 0)
-    if which == "final":
-        return ea[:n], eb[:n]
-    used = {(int(a), int(b)) for a, b in zip(ea, eb, strict=True)}
-    da, db = different_class_pairs(labels, 2 * n + 1000, 1)
-    keep = torch.tensor([(int(a), int(b)) not in used for a, b in zip(da, db, strict=True)])
-    return da[keep][:n], db[keep][:n]
-
-
-def parse(spec: str, percentile_to_tau, percentile_to_kappa) -> tuple[PathOptimizerConfig, str]:
-    """A variant spec → (config, init)."""
+def parse(
+    spec: str, percentile_to_tau, percentile_to_kappa, steps: int = 32
+) -> tuple[PathOptimizerConfig, str]:
+    """A variant spec → (config, init), paths of ``steps`` segments."""
     try:
-        return PathOptimizerConfig(density_weight=float(spec), iterations=100), "slerp"
+        return PathOptimizerConfig(steps, density_weight=float(spec), iterations=100), "slerp"
     except ValueError:
         pass
-    kw, init = {}, "slerp"
+    kw, init = {"steps": steps}, "slerp"
     for item in spec.split(","):
         key, value = item.split("=")
         if key == "tau":
@@ -130,33 +128,46 @@ def diagnose(aae, compass, detector, path: torch.Tensor, train_images: torch.Ten
         )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("variants", nargs="*")
-    parser.add_argument("--pairs", choices=("dev", "final"), default="dev")
-    parser.add_argument("--n", type=int, default=200)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--aae", default=str(OUT / "aae_d8" / "aae.safetensors"))
-    parser.add_argument("--compass", default=str(OUT / "nav_d8_cal" / "compass.safetensors"))
-    parser.add_argument("--bundle", default=str(OUT / "joint_d8_ft2" / "bundle.safetensors"))
-    parser.add_argument("--json", help="write the rows here")
-    parser.add_argument("--no-slerp", action="store_true", help="leave out the SLERP row")
-    parser.add_argument(
+# --smoke: every kind of spec (λ alone, hinge + jump + cycle, stepwise init, class term, ODE).
+SMOKE_VARIANTS = ("3", "w=30,tau=5,mu=0.3,p=16,g=300,kappa=50,it=3", "init=density,it=0",
+                  "nu=1,it=2", "ode")  # fmt: skip
+
+
+def smoke_models(train_images: torch.Tensor, seed: int):
+    """Untrained tiny AAE, a compass fitted for a few steps, a bundle sharing the AAE."""
+    aae = tiny_aae(seed=seed)
+    compass, _ = tiny_compass(aae, train_images)
+    return aae, compass, (aae, tiny_diffusion(aae.latent_dim, seed))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser_ = base_parser(__doc__.split("\n\n")[0], threads=1)
+    parser_.add_argument("variants", nargs="*")
+    parser_.add_argument("--pairs", choices=("dev", "final"), default="dev")
+    parser_.add_argument("--n", type=int, default=200)
+    parser_.add_argument("--aae", default=str(OUT / "aae_d8" / "aae.safetensors"))
+    parser_.add_argument("--compass", default=str(OUT / "nav_d8_cal" / "compass.safetensors"))
+    parser_.add_argument("--bundle", default=str(OUT / "joint_d8_ft2" / "bundle.safetensors"))
+    parser_.add_argument("--json", help="write the rows here (as --out FILE.json)")
+    parser_.add_argument("--no-slerp", action="store_true", help="leave out the SLERP row")
+    parser_.add_argument(
         "--diagnose",
         action="store_true",
         help="OOD rate of SLERP's interior frames by log q and by cycle error, then stop",
     )
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    aae = AAE.load(args.aae).eval()
-    compass = load_compass(args.compass)
-    train, test = load_mnist(MNIST, "train"), load_mnist(MNIST, "test")
+    args = parse_args(parser_, argv)
+    train, test = load_splits(args)
+    if args.smoke:
+        args.n, args.variants = 4, args.variants or list(SMOKE_VARIANTS)
+        aae, compass, bundle = smoke_models(train.images, args.seed)
+    else:
+        aae = AAE.load(args.aae).eval()
+        compass = load_compass(args.compass)
+    steps = SMOKE_STEPS if args.smoke else 32
     ia, ib = pair_set(test.labels, args.pairs, args.n)
     with torch.no_grad():
         za, zb = aae.encode(test.images[ia]), aae.encode(test.images[ib])
-    detector = ood_detector(
-        reference_classifier(train.images, train.labels), train.images, test.images
-    )
+    _, detector = judge(train, test, args.smoke)
     taus: dict[float, float] = {}
 
     def percentile_to_tau(p: float) -> float:
@@ -173,24 +184,25 @@ def main() -> None:
             print(f"κ = {p:g}th percentile of the training cycle error: {kappas[p]:.4f}")
         return kappas[p]
 
-    inits: dict[str, torch.Tensor] = {"slerp": interpolate(za, zb, 32)}
+    inits: dict[str, torch.Tensor] = {"slerp": interpolate(za, zb, steps)}
 
     def initial(name: str) -> torch.Tensor:
         if name not in inits:  # the stepwise density-compass navigator (RESULTS 6.3)
-            nav = Navigator(aae, NavigatorConfig(steps=32, compass="density"), compass=compass)
+            nav = Navigator(aae, NavigatorConfig(steps=steps, compass="density"), compass=compass)
             inits[name] = nav.path(za, zb).z
         return inits[name]
 
     def constant(z: torch.Tensor) -> LatentPath:
         return LatentPath(z, {}, method="given")
 
-    if args.diagnose:
+    if args.diagnose or args.smoke:
         diagnose(aae, compass, detector, inits["slerp"], train.images)
+    if args.diagnose:
         return
     runs = {} if args.no_slerp else {"slerp": lambda: constant(inits["slerp"])}
 
     def ode(t: float | None) -> LatentPath:
-        bundle_aae, diffusion = load_bundle(args.bundle)
+        bundle_aae, diffusion = bundle if args.smoke else load_bundle(args.bundle)
         if not all(
             torch.equal(a, b)
             for a, b in zip(
@@ -198,15 +210,16 @@ def main() -> None:
             )
         ):
             raise SystemExit(f"{args.bundle}'s AAE is not {args.aae}")
-        return constant(diffusion.interpolate(za, zb, 32, t=t, rtol=1e-4, atol=1e-4))
+        return constant(diffusion.interpolate(za, zb, steps, t=t, rtol=1e-4, atol=1e-4))
 
     classifiers: list[torch.nn.Module] = []
 
     def classifier() -> torch.nn.Module:
         if not classifiers:
             start = time.perf_counter()
+            small = LatentClassifierConfig(hidden=(16,), epochs=1) if args.smoke else None
             fitted, report = fit_latent_classifier(
-                aae, train.images, train.labels, (test.images, test.labels)
+                aae, train.images, train.labels, (test.images, test.labels), small
             )
             print(
                 f"latent classifier: test accuracy {report['validation_accuracy']:.4f} "
@@ -219,7 +232,7 @@ def main() -> None:
         if spec.split("=")[0] == "ode":
             runs[spec] = lambda t=(float(spec[4:]) if "=" in spec else None): ode(t)
             continue
-        config, init = parse(spec, percentile_to_tau, percentile_to_kappa)
+        config, init = parse(spec, percentile_to_tau, percentile_to_kappa, steps)
         if config.iterations == 0:
             runs[spec] = lambda i=init: constant(initial(i))
         else:
@@ -260,8 +273,9 @@ def main() -> None:
             f"  ({seconds:.0f} s)",
             flush=True,
         )
-    if args.json:
-        Path(args.json).write_text(json.dumps({"pairs": args.pairs, "rows": rows}, indent=1))
+    if args.json or args.out:
+        target = args.json or json_path(args.out, "path_optimizer_sweep.json")
+        write_json(target, {"pairs": args.pairs, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -11,10 +11,11 @@ r(ℓ_ψ, ℓ*) and the relative gradient error √(Σ‖∇ℓ_ψ − ∇ℓ*�
 
 from __future__ import annotations
 
-import argparse
 import time
+from pathlib import Path
 
 import torch
+from common import base_parser, parse_args, write_json
 
 from latentnav.ratio_fidelity import MixtureLogRatio, log_ratio_fidelity, mixture_pair
 from latentnav.sde import VPSDE
@@ -25,18 +26,16 @@ from latentnav.time_discriminator import (
 )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
+def main(argv: list[str] | None = None) -> None:
+    parser = base_parser(__doc__, threads=1, data=False)
     parser.add_argument("--d", type=int, default=2)
     parser.add_argument("--n", type=int, default=200_000)
     parser.add_argument("--steps", type=int, default=8_000)
     parser.add_argument("--batch", type=int, default=2_048)
     parser.add_argument("--hidden", type=int, default=128)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    torch.set_num_threads(1)
+    args = parse_args(parser, argv)
+    if args.smoke:
+        args.n, args.steps, args.batch, args.hidden = 1000, 20, 256, 16
     data, model = mixture_pair(args.d)
     sde, g = VPSDE(), torch.Generator().manual_seed(args.seed)
     real, fake = data.sample(args.n, g), model.sample(args.n, g)
@@ -60,6 +59,9 @@ def main() -> None:
             f"[{b['t_low']:.2f}, {b['t_high']:.2f}] {b['accuracy']:6.3f} {b['ece']:6.3f} "
             f"{f['pearson']:6.3f} {f['grad_rel_error']:9.3f} {f['truth_std']:7.3f}"
         )
+    if args.out:
+        rows = [b | f for b, f in zip(report.buckets, fidelity, strict=True)]
+        write_json(Path(args.out) / f"time_discriminator_d{args.d}.json", {"buckets": rows})
 
 
 if __name__ == "__main__":
