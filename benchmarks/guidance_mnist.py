@@ -7,7 +7,7 @@ and schedule per sampler are chosen there (lowest FID) and only those rows are t
 on the *test* reference (the 10 000 test images) with another sampling seed.
 
     latentnav train --data mnist:../shared/data/mnist.npz --latent-dim 8 --epochs 10 \
-        --finetune-epochs 60 --out runs/joint_d8
+        --finetune-epochs 60 --out runs/joint_d8 --no-progress
     latentnav train-guidance --bundle runs/joint_d8/bundle.safetensors \
         --data mnist:../shared/data/mnist.npz --out runs/guidance_d8
     python benchmarks/guidance_mnist.py --bundle runs/joint_d8/bundle.safetensors \
@@ -17,26 +17,27 @@ on the *test* reference (the 10 000 test images) with another sampling seed.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import time
 from pathlib import Path
 
 import torch
+from common import (
+    base_parser,
+    decode,
+    load_splits,
+    parse_args,
+    reference,
+    tiny_aae,
+    tiny_diffusion,
+    write_json,
+)
 
-from latentnav.checkpoint import atomic_path
-from latentnav.metrics import fid, precision_recall, reference_classifier
-from latentnav.metrics.reference import ReferenceConfig
+from latentnav.metrics import fid, precision_recall
 
-DEFAULT_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist.npz"
 SAMPLER_STEPS = {"ode": None, "em": 100, "pc": 100}
 INTERVAL = (0.0, 0.5)  # guidance on t ∈ [0, 0.5] (near data), the "interval" schedule's window
-
-
-def _decode(aae, z: torch.Tensor, batch: int = 2000) -> torch.Tensor:
-    with torch.no_grad():
-        return torch.cat([aae.decode(part) for part in z.split(batch)])
 
 
 def _draw(diffusion, disc, sampler: str, schedule: str | None, weight: float, n: int, seed: int,
@@ -61,7 +62,7 @@ def _draw(diffusion, disc, sampler: str, schedule: str | None, weight: float, n:
 
 
 def _measure(aae, classifier, real_f, z: torch.Tensor) -> dict[str, float]:
-    fake_f = classifier.features(_decode(aae, z))
+    fake_f = classifier.features(decode(aae, z))
     pr = precision_recall(real_f, fake_f, ks=(3,))[3]
     return {
         "fid": fid(real_f, fake_f),
@@ -80,32 +81,24 @@ def _rows(args) -> list[tuple[str, str | None, float]]:
     return rows
 
 
-def _smoke_models(n_train: int = 512):
-    """A tiny AAE + latent diffusion + D_ψ, briefly trained on embedded MNIST, and the data."""
-    from latentnav.aae import AAE, AAEConfig
-    from latentnav.data import load_mnist
-    from latentnav.diffusion import LatentDiffusion
-    from latentnav.joint import default_diffusion_config
-    from latentnav.score_net import ScoreNetConfig
+def _smoke_models(train):
+    """A tiny untrained AAE + latent diffusion and a D_ψ fitted for 20 steps on their latents."""
     from latentnav.time_discriminator import (
         TimeDiscriminator,
         TimeDiscriminatorFitConfig,
         fit_time_discriminator,
     )
 
-    torch.manual_seed(0)
-    train = load_mnist(None, "train")
-    aae = AAE(AAEConfig(latent_dim=4, hidden=(32,), disc_hidden=(16,))).eval()
-    net = ScoreNetConfig(latent_dim=4, width=32, blocks=1, embed_dim=16)
-    diffusion = LatentDiffusion(default_diffusion_config(4, net=net)).eval()
+    aae, diffusion = tiny_aae(4), tiny_diffusion(4)
     with torch.no_grad():
-        real = aae.encode(train.images[:n_train])
-    fake = diffusion.sample(n_train, "em", steps=10, seed=0).z
-    disc = TimeDiscriminator(4, hidden=(32,))
-    fit_time_discriminator(
-        disc, diffusion.sde, real, fake, TimeDiscriminatorFitConfig(max_steps=20, eval_every=10)
-    )
-    return aae, diffusion, disc.eval(), train, train
+        real = aae.encode(train.images[:512])
+    fake = diffusion.sample(512, "em", steps=10, seed=0).z
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        disc = TimeDiscriminator(4, hidden=(32,))
+    fit = TimeDiscriminatorFitConfig(max_steps=20, eval_every=10)
+    fit_time_discriminator(disc, diffusion.sde, real, fake, fit)
+    return aae, diffusion, disc.eval()
 
 
 def _parzen(args, aae, diffusion, disc, pick, train, test, steps) -> dict:
@@ -119,7 +112,7 @@ def _parzen(args, aae, diffusion, disc, pick, train, test, steps) -> dict:
                                                             pick["weight"])]:  # fmt: skip
         r = _draw(diffusion, disc, "pc", schedule, weight, args.parzen_samples, args.seed + 2,
                   steps["pc"])  # fmt: skip
-        parzen = parzen_evaluate(_decode(aae, r.z).flatten(1), validation, reference,
+        parzen = parzen_evaluate(decode(aae, r.z).flatten(1), validation, reference,
                                  progress=False)  # fmt: skip
         out[name] = {"schedule": schedule, "weight": weight, "log_likelihood": parzen.mean,
                      "std_error": parzen.stderr, "sigma": parzen.sigma}  # fmt: skip
@@ -178,24 +171,17 @@ def _joint_ablation(args, diffusion, disc, aae, train, row_of, chosen) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p = base_parser(__doc__, out_required=True)
     p.add_argument("--bundle", help="bundle of `latentnav train` (AAE + latent diffusion)")
     p.add_argument("--discriminator", help="D_ψ of `latentnav train-guidance`")
-    p.add_argument("--mnist", default=str(DEFAULT_MNIST))
     p.add_argument("--n", type=int, default=2000, help="samples per row")
     p.add_argument("--samplers", nargs="+", default=list(SAMPLER_STEPS))
     p.add_argument("--schedules", nargs="+", default=["constant", "decreasing", "interval"])
     p.add_argument("--weights", nargs="+", type=float, default=[0.25, 0.5, 1.0, 2.0, 4.0])
-    p.add_argument("--seed", type=int, default=0, help="sampling seed of the dev sweep")
     p.add_argument("--test-seed", type=int, default=1, help="sampling seed of the test rows")
-    p.add_argument("--threads", type=int, default=0)
-    p.add_argument(
-        "--parzen-samples",
-        type=int,
-        default=0,
-        help="> 0: Parzen log-likelihood (§7.3 protocol) of that many PC samples, "
-        "unguided and with the chosen PC guidance",
-    )
+    p.add_argument("--parzen-samples", type=int, default=0,
+                   help="> 0: Parzen log-likelihood (§7.3 protocol) of that many PC samples, "
+                   "unguided and with the chosen PC guidance")  # fmt: skip
     p.add_argument(
         "--joint-rounds",
         type=int,
@@ -203,36 +189,27 @@ def main(argv: list[str] | None = None) -> dict:
         help="> 0: the post-hoc vs joint D_ψ ablation with that many rounds",
     )
     p.add_argument("--joint-epochs", type=int, default=5, help="score epochs per joint round")
-    p.add_argument("--smoke", action="store_true", help="tiny models, seconds")
-    p.add_argument("--out", required=True)
-    args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_args(p, argv)
     out = Path(args.out)
-    steps = {**SAMPLER_STEPS, **({"em": 10} if args.smoke else {})}
+    steps = {**SAMPLER_STEPS, **({"em": 10, "pc": 20} if args.smoke else {})}
+    train, test = load_splits(args)
     if args.smoke:
-        args.n, args.samplers, args.weights = 64, ["em"], [1.0]
+        args.n, args.samplers, args.weights = 64, ["em", "pc"], [1.0]
         args.schedules = ["constant"]
-        args.parzen_samples, args.joint_rounds, args.joint_epochs = 0, 1, 1
-        aae, diffusion, disc, train, test = _smoke_models()
-        ref_config, cache = ReferenceConfig(channels=(4, 8), hidden=16, epochs=1), out / "cache"
+        args.parzen_samples, args.joint_rounds, args.joint_epochs = 64, 1, 1
+        aae, diffusion, disc = _smoke_models(train)
         dev_images = train.images[-256:]
     else:
         if not (args.bundle and args.discriminator):
             p.error("--bundle and --discriminator are required (or --smoke)")
-        from latentnav.data import load_mnist
         from latentnav.joint import load_bundle
         from latentnav.time_discriminator import TimeDiscriminator
 
         aae, diffusion = load_bundle(args.bundle)
         disc = TimeDiscriminator.load(args.discriminator).eval()
-        train, test = load_mnist(args.mnist, "train"), load_mnist(args.mnist, "test")
-        ref_config, cache = None, None
         dev_images = train.images[-10_000:]
     diffusion.eval()
-    classifier = reference_classifier(
-        train.images, train.labels, ref_config, cache_dir=cache, progress=False
-    )
+    classifier = reference(train, args.smoke)
     references = {"dev": classifier.features(dev_images), "test": classifier.features(test.images)}
     results: dict = {"bundle": args.bundle, "discriminator": args.discriminator, "n": args.n,
                      "interval": INTERVAL, "steps": steps, "dev": [], "test": []}  # fmt: skip
@@ -266,9 +243,7 @@ def main(argv: list[str] | None = None) -> dict:
         results["parzen"] = _parzen(args, aae, diffusion, disc, chosen["pc"], train, test, steps)
     if args.joint_rounds:
         results["joint"] = _joint_ablation(args, diffusion, disc, aae, train, row_of, chosen)
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "guidance_mnist.json") as tmp:
-        tmp.write_text(json.dumps(results, indent=2))
+    write_json(out / "guidance_mnist.json", results)
     return results
 
 

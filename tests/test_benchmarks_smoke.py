@@ -231,6 +231,18 @@ def test_guidance_toy(isolated, tmp_path):
     assert (tmp_path / "guidance_toy_trajectories.png").is_file()
 
 
+def test_guidance_mnist(isolated, tmp_path):
+    table = load(run("guidance_mnist", tmp_path) / "guidance_mnist.json")
+    assert [(r["sampler"], r["weight"]) for r in table["dev"]] == [
+        ("em", 0.0), ("em", 1.0), ("pc", 0.0), ("pc", 1.0)
+    ]  # fmt: skip
+    assert [r["boost"] for r in table["test"]] == [0, 0, 1, 0, 0, 1]
+    assert table["dev"][2]["nfe"] == 40  # PC: 2 × 20 steps
+    assert finite(*(r["fid"] for r in table["dev"] + table["test"]))
+    assert set(table["parzen"]) == {"unguided", "guided"}
+    assert [r["d_psi"] for r in table["joint"]["rows"]][:3] == ["unguided", "joint", "post hoc"]
+
+
 def test_every_script_has_a_smoke():
     """Each script in benchmarks/ (but common.py) is exercised above."""
     tested = {name.removeprefix("test_") for name in globals() if name.startswith("test_")}
