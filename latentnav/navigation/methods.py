@@ -2,7 +2,7 @@
 
 Every method is an object built from an AAE and options, with one call
 
-    method.path(z_a, z_b, *, callback=None) -> LatentPath        z_a, z_b: (d,) or (B, d)
+    method.path(z_a, z_b, *, callback=None, chunk_size=None) -> LatentPath   z_a, z_b: (d,)/(B, d)
 
 that checks its inputs the same way (:func:`check_pair`) and calls ``callback(info: dict)`` at
 every step or iteration (the keys are the method's; ``"z"`` is always the current points, of the
