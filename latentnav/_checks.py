@@ -8,6 +8,8 @@ __all__ = ["check_latents", "check_finite", "check_images", "check_positive"]
 
 
 def check_finite(x: torch.Tensor, name: str) -> None:
+    if x.device.type == "meta":  # shapes only: there are no values to check or compute with
+        raise ValueError(f"{name} is on the meta device (no values); move it with .to('cpu')")
     if not torch.isfinite(x).all():
         bad = int((~torch.isfinite(x)).sum())
         raise ValueError(f"{name} contains {bad} non-finite value(s) (NaN or Inf)")

@@ -2,11 +2,15 @@
 
 Every method is an object built from an AAE and options, with one call
 
-    method.path(z_a, z_b, *, callback=None) -> LatentPath        z_a, z_b: (d,) or (B, d)
+    method.path(z_a, z_b, *, callback=None, chunk_size=None) -> LatentPath   z_a, z_b: (d,)/(B, d)
 
 that checks its inputs the same way (:func:`check_pair`) and calls ``callback(info: dict)`` at
-every step or iteration (the keys are the method's; ``"z"`` is always the current points), so a
-video of the process needs no flags. ``make_method(name, aae, **options)`` picks one by name from
+every step or iteration (the keys are the method's; ``"z"`` is always the current points, of the
+chunk whose first pair is ``"offset"``), so a video of the process needs no flags. Pairs are
+navigated in chunks of at most ``chunk_size`` (``path(..., chunk_size=)``, else the method's
+``chunk_size``, default 1024): memory is bounded by the chunk, and a method whose pairs do not
+interact (noise per pair, :class:`~latentnav._chunks.IndexNoise`) gives the same path for any
+chunk size. ``make_method(name, aae, **options)`` picks one by name from
 ``METHODS``; a new method is a new class under ``@register_method(name)``.
 """
 
@@ -19,6 +23,7 @@ import torch
 from torch import nn
 
 from latentnav._checks import check_latents
+from latentnav._chunks import NAVIGATION_CHUNK, check_chunk_size, map_chunks
 from latentnav.interpolation import interpolate
 from latentnav.navigation.path import LatentPath
 
@@ -88,6 +93,10 @@ def _as_batch(z: object) -> object:
     return z[None] if isinstance(z, torch.Tensor) and z.ndim == 1 else z
 
 
+def _at_offset(callback: Callback, first: int) -> Callback:
+    return lambda info: callback({**info, "offset": first})
+
+
 def check_steps(steps: object) -> int:
     if not (isinstance(steps, int) and not isinstance(steps, bool) and steps >= 1):
         raise ValueError(f"steps (T) must be an int ≥ 1, got {steps!r}")
@@ -97,9 +106,11 @@ def check_steps(steps: object) -> int:
 class Method:
     """Base of the navigation methods: ``path`` checks the pair, ``_path`` does the work on
     (B, d) latents. ``model`` is the module whose parameters z must match (dtype, device); the
-    latent dim is checked against ``aae.latent_dim`` (when the AAE declares one)."""
+    latent dim is checked against ``aae.latent_dim`` (when the AAE declares one). ``path``
+    splits the pairs into chunks of ``chunk_size`` and calls ``_rows`` on each."""
 
     name: str = ""
+    chunk_size: int = NAVIGATION_CHUNK
 
     def __init__(self, aae: nn.Module):
         self.aae = aae
@@ -113,9 +124,28 @@ class Method:
         """The method's settings as plain (JSON-able) data, stored in the LatentPath."""
         return {}
 
-    def path(self, z_a: torch.Tensor, z_b: torch.Tensor, *, callback: Callback | None = None):
-        """z_a, z_b: (d,) or (B, d) → :class:`LatentPath` with z (B, T + 1, d)."""
+    def path(
+        self,
+        z_a: torch.Tensor,
+        z_b: torch.Tensor,
+        *,
+        callback: Callback | None = None,
+        chunk_size: int | None = None,
+    ) -> LatentPath:
+        """z_a, z_b: (d,) or (B, d) → :class:`LatentPath` with z (B, T + 1, d), navigated in
+        chunks of at most ``chunk_size`` pairs (default ``self.chunk_size``)."""
         z_a, z_b = check_pair(z_a, z_b, self.latent_dim, self.model)
+        size = check_chunk_size(self.chunk_size if chunk_size is None else chunk_size)
+
+        def run(start: int, stop: int) -> LatentPath:
+            observe = None if callback is None else _at_offset(callback, start)
+            return self._rows(z_a[start:stop], z_b[start:stop], observe, start)
+
+        return LatentPath.cat(map_chunks(run, len(z_a), size))
+
+    def _rows(self, z_a: torch.Tensor, z_b: torch.Tensor, callback: Callback | None, first: int):
+        """One chunk, the pairs first..first + b − 1 of the call (b = len(z_a)); a method that
+        draws noise overrides this to draw it per pair (``IndexNoise(seed, first)``)."""
         return self._path(z_a, z_b, callback)
 
     def _path(self, z_a: torch.Tensor, z_b: torch.Tensor, callback: Callback | None):

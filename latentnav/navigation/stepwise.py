@@ -5,8 +5,11 @@ For each pair and step k = 0..T−1: propose z' = SLERP(z_k, z_b, 1/(T − k)) (
 accepted, (L, ℓ) = compass(z') (:mod:`latentnav.navigation.compasses`). The last step lands on z_b
 exactly; z_0 = z_a.
 
-All B pairs advance together. A correction that does not lower L is not taken and that pair's step
-is halved (backtracking), so no correction makes a point worse or non-finite.
+All B pairs of a chunk advance together. A correction that does not lower L is not taken and that
+pair's step is halved (backtracking), so no correction makes a point worse or non-finite. The
+Langevin noise ξ of pair i at step k, correction m is ``IndexNoise(seed).normal((k, m), i)``:
+a function of the pair's index in the call only, so the first n paths of a batch are those of
+the batch of its first n pairs, and any ``chunk_size`` gives the same paths.
 Records: ``d_score`` σ(ℓ), ``corrections`` (int64), ``accepted`` (bool), all (B, T + 1).
 """
 
@@ -18,6 +21,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from latentnav._chunks import NAVIGATION_CHUNK, IndexNoise, check_chunk_size
 from latentnav._modules import frozen
 from latentnav.interpolation import lerp, slerp
 from latentnav.navigation.compasses import DiscriminatorCompass, as_compass
@@ -42,7 +46,7 @@ class StepwiseConfig:
     proposal: Literal["slerp", "lerp"] = "slerp"
     langevin_noise: float = 0.0
     skip_accepted: bool | None = None
-    chunk_size: int = 65_536
+    chunk_size: int = NAVIGATION_CHUNK
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -57,7 +61,8 @@ class StepwiseConfig:
             raise ValueError(f"steps (T) must be an int ≥ 1, got {self.steps!r}")
         if not 0 < self.eps <= 0.5:
             raise ValueError(f"eps must be in (0, 0.5], got {self.eps}")
-        for name in ("eta", "max_step", "chunk_size"):
+        check_chunk_size(self.chunk_size, "chunk_size")
+        for name in ("eta", "max_step"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.max_corrections < 0 or self.langevin_noise < 0:
@@ -84,6 +89,7 @@ class Stepwise(Method):
             logit = getattr(aae, "compass", None)
             compass = DiscriminatorCompass(logit if logit is not None else aae.discriminator)
         self.compass = as_compass(compass)
+        self.chunk_size = self.settings.chunk_size
 
     @property
     def model(self) -> nn.Module:
@@ -94,20 +100,10 @@ class Stepwise(Method):
         return {**asdict(self.settings), "compass": compass}
 
     def _path(self, z_a, z_b, callback):
-        chunk = self.settings.chunk_size
-        while True:
-            try:
-                parts = [
-                    self._navigate(a, b, callback)
-                    for a, b in zip(z_a.split(chunk), z_b.split(chunk), strict=True)
-                ]
-                break
-            except torch.cuda.OutOfMemoryError:
-                if chunk == 1:
-                    raise
-                chunk = max(1, chunk // 2)
-                torch.cuda.empty_cache()
-        return LatentPath.cat(parts)
+        return self._navigate(z_a, z_b, callback, 0)
+
+    def _rows(self, z_a, z_b, callback, first):
+        return self._navigate(z_a, z_b, callback, first)
 
     # -- the algorithm ----------------------------------------------------------------------
     def _evaluate(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -153,11 +149,12 @@ class Stepwise(Method):
     def _in_band(self, logit: torch.Tensor) -> torch.Tensor:
         return (torch.sigmoid(logit) - 0.5).abs() < self.settings.eps
 
-    def _navigate(self, z_a, z_b, callback) -> LatentPath:
+    def _navigate(self, z_a, z_b, callback, first: int) -> LatentPath:
+        """The pairs first..first + b − 1 of the call: z_a, z_b (b, d) → LatentPath."""
         c, device = self.settings, z_a.device
         skip = c.skip_accepted if c.skip_accepted is not None else device.type == "cpu"
         propose = _PROPOSALS[c.proposal]
-        generator = torch.Generator(device).manual_seed(c.seed)
+        noise = IndexNoise(c.seed, first) if c.langevin_noise > 0 else None
         b, d = z_a.shape
         z_all, logit_all = z_a.new_empty(b, c.steps + 1, d), z_a.new_empty(b, c.steps + 1)
         count_all = z_a.new_zeros(b, c.steps + 1)
@@ -172,7 +169,7 @@ class Stepwise(Method):
                         logit = self.compass(z_b)[1]
                 else:
                     z = propose(z, z_b, 1.0 / (c.steps - k))
-                    z, logit, count = self._correct_until_accepted(z, generator, skip)
+                    z, logit, count = self._correct_until_accepted(z, k, noise, skip)
                 z_all[:, k + 1], logit_all[:, k + 1], count_all[:, k + 1] = z, logit, count
                 if callback is not None:
                     callback({"k": k, "z": z, "logit": logit, "corrections": count})
@@ -183,29 +180,35 @@ class Stepwise(Method):
         }
         return LatentPath(z_all, records, self.name, self.config())
 
-    def _correct_until_accepted(self, z, generator, skip):
-        """Up to M corrections; returns z, ℓ(z) and the number of corrections per row."""
+    def _correct_until_accepted(self, z, k: int, noise: IndexNoise | None, skip: bool):
+        """Up to M corrections at step k; returns z, ℓ(z) and the number of corrections per
+        row. ``noise``: the chunk's Langevin noise (None: no noise)."""
         c = self.settings
         loss, logit, grad = self._evaluate(z)
         active = ~self._in_band(logit)
         count = torch.zeros_like(loss)
         scale = torch.ones_like(loss)
-        for _ in range(c.max_corrections):
-            noise = None
-            if c.langevin_noise > 0:
-                noise = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+        for m in range(c.max_corrections):
             if skip:  # CPU: spend the work only on rows still correcting (one host sync per step).
                 idx = active.nonzero().squeeze(1)
                 if idx.numel() == 0:
                     break
                 state = (z, loss, logit, grad, scale, active)
-                part = [s[idx] for s in state] + [None if noise is None else noise[idx]]
+                part = [s[idx] for s in state] + [self._noise(noise, (k, m), idx, z)]
                 for full, new in zip(state[:5], self._correct(*part), strict=True):
                     full[idx] = new
             else:  # GPU: every row, masked; no host synchronisation.
+                rows = self._noise(noise, (k, m), len(z), z)
                 z, loss, logit, grad, scale = self._correct(
-                    z, loss, logit, grad, scale, active, noise
+                    z, loss, logit, grad, scale, active, rows
                 )
             count = count + active.to(count.dtype)
             active = active & ~self._in_band(logit)
         return z, logit, count
+
+    @staticmethod
+    def _noise(noise: IndexNoise | None, stream, rows, z: torch.Tensor) -> torch.Tensor | None:
+        """ξ (n, d) for ``rows`` (indices or a count) of the chunk at ``stream`` = (k, m)."""
+        if noise is None:
+            return None
+        return noise.normal(stream, rows, z.shape[1], z.dtype, z.device)
