@@ -120,9 +120,10 @@ class Navigator:
             raise TypeError(f"method must be a name, a Method or None, got {type(method).__name__}")
         self.aae = aae
 
-    def path(self, z_a, z_b, *, callback=None) -> LatentPath:
-        """z_a, z_b: (d,) or (B, d) → :class:`LatentPath` with z (B, T + 1, d)."""
-        return self.method.path(z_a, z_b, callback=callback)
+    def path(self, z_a, z_b, *, callback=None, chunk_size: int | None = None) -> LatentPath:
+        """z_a, z_b: (d,) or (B, d) → :class:`LatentPath` with z (B, T + 1, d), in chunks of at
+        most ``chunk_size`` pairs (default the method's, 1024)."""
+        return self.method.path(z_a, z_b, callback=callback, chunk_size=chunk_size)
 
     def between_images(self, x_a, x_b, **kw: Any) -> LatentPath:
         """Encode x_a, x_b: (B, *image_shape) first, then :meth:`path`."""

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from latentnav._chunks import IndexNoise
 from latentnav.interpolation import slerp
 from latentnav.navigation.methods import Method, check_steps, register_method
 from latentnav.navigation.path import LatentPath
@@ -106,8 +107,9 @@ class ScoreSteps(_DiffusionStepwise):
 class SDEProjection(_DiffusionStepwise):
     """``SDEProjection(aae, diffusion, steps=32, t0=0.1, substeps=20, sampler="em", eps=1e-3,
     discriminator=None, weight=1.0, seed=0, ema=True)``. The forward noise and the sampler's
-    noise are drawn for the whole batch from one generator seeded with ``seed``: deterministic
-    for a seed, but a batch does not equal its single calls."""
+    noise of pair i are drawn from ``IndexNoise(seed)`` at row i of the call: deterministic for a
+    seed and independent of the chunk size (the first k pairs of a batch equal a batch of those
+    k), but a batch does not equal its single calls."""
 
     def __init__(self, aae, diffusion=None, steps: int = 32, t0: float = 0.1, substeps: int = 20,
                  sampler: str = "em", eps: float = 1e-3, discriminator: nn.Module | None = None,
@@ -122,15 +124,16 @@ class SDEProjection(_DiffusionStepwise):
         self.times = torch.linspace(t0, eps, check_steps(substeps) + 1)  # evenly, t0 → eps
         self.substeps, self.sampler, self.eps, self.seed = substeps, sampler, eps, seed
         self.discriminator, self.weight, self.ema = discriminator, float(weight), ema
-        self._generator: torch.Generator | None = None
+        self._generator: IndexNoise | None = None
 
     def config(self) -> dict[str, Any]:
         return {"steps": self.steps, "t0": self.t0, "substeps": self.substeps,
                 "sampler": self.sampler, "eps": self.eps, "guided": self.discriminator is not None,
                 "weight": self.weight, "seed": self.seed, "ema": self.ema}  # fmt: skip
 
-    def _start(self, z_a):
-        self._generator = torch.Generator(z_a.device).manual_seed(self.seed)
+    def _rows(self, z_a, z_b, callback, first):
+        self._generator = IndexNoise(self.seed, first)  # noise per pair index: chunk-free
+        return self._path(z_a, z_b, callback)
 
     def _correct(self, z, k):
         from latentnav.guidance import guided_score
@@ -141,7 +144,7 @@ class SDEProjection(_DiffusionStepwise):
         if self.discriminator is not None:
             score = guided_score(score, self.discriminator, self.weight, T=sde.T)
         t = torch.full((len(z),), self.t0, device=z.device, dtype=z.dtype)
-        noise = torch.randn(z.shape, generator=self._generator, device=z.device, dtype=z.dtype)
+        noise = self._generator.randn(z.shape, z.dtype, z.device)
         z_t0 = sde.perturb(z, t, noise)[0]
         ts = self.times.to(device=z.device, dtype=z.dtype)
         return SAMPLERS[self.sampler](score, sde, z_t0, ts, generator=self._generator).z
