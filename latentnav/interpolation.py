@@ -11,11 +11,30 @@ from __future__ import annotations
 
 import torch
 
+from latentnav._checks import check_latents
+
 __all__ = ["lerp", "slerp", "interpolate"]
 
 
+def _check_ends(a: object, b: object) -> None:
+    """The public functions' checks (the navigation methods check once, then call the private
+    ones in their loops)."""
+    check_latents(a, None, "a")
+    check_latents(b, None, "b")
+    if a.shape != b.shape or a.dtype != b.dtype or a.device != b.device:
+        raise ValueError(
+            f"a and b must have the same shape, dtype and device, got {tuple(a.shape)} "
+            f"{a.dtype} {a.device} and {tuple(b.shape)} {b.dtype} {b.device}"
+        )
+
+
 def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
-    """a, b: (B, d); t: scalar or (B,) → (B, d)."""
+    """a, b: (B, d) floating, finite; t: scalar or (B,) → (B, d)."""
+    _check_ends(a, b)
+    return _lerp(a, b, t)
+
+
+def _lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
     t = torch.as_tensor(t, dtype=a.dtype, device=a.device).reshape(-1, 1)
     return a + t * (b - a)
 
@@ -32,7 +51,13 @@ def _norm(x: torch.Tensor) -> torch.Tensor:
 def slerp(
     a: torch.Tensor, b: torch.Tensor, t: torch.Tensor | float, eps: float = 1e-7
 ) -> torch.Tensor:
-    """a, b: (B, d); t: scalar or (B,) → (B, d). Falls back to LERP of directions when a ∥ b."""
+    """a, b: (B, d) floating, finite; t: scalar or (B,) → (B, d). Falls back to LERP of
+    directions when a ∥ b."""
+    _check_ends(a, b)
+    return _slerp(a, b, t, eps)
+
+
+def _slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor | float, eps: float = 1e-7):
     t = torch.as_tensor(t, dtype=a.dtype, device=a.device).reshape(-1, 1)
     norm_a, norm_b = _norm(a), _norm(b)
     unit_a = a / norm_a.clamp_min(eps)
@@ -54,8 +79,11 @@ def interpolate(
     a: torch.Tensor, b: torch.Tensor, steps: int, method: str = "slerp"
 ) -> torch.Tensor:
     """The direct path at t = k/steps, k = 0..steps: a, b (B, d) → (B, steps + 1, d)."""
-    fn = {"slerp": slerp, "lerp": lerp}.get(method)
+    fn = {"slerp": _slerp, "lerp": _lerp}.get(method)
     if fn is None:
         raise ValueError(f"method must be 'slerp' or 'lerp', got {method!r}")
+    if not (isinstance(steps, int) and not isinstance(steps, bool) and steps >= 1):
+        raise ValueError(f"steps must be an int ≥ 1, got {steps!r}")
+    _check_ends(a, b)
     ts = torch.linspace(0, 1, steps + 1, dtype=a.dtype, device=a.device)
     return torch.stack([fn(a, b, t) for t in ts], 1)

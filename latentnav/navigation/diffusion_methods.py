@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from latentnav._chunks import IndexNoise
-from latentnav.interpolation import slerp
+from latentnav.interpolation import _slerp as slerp
 from latentnav.navigation.methods import Method, check_steps, register_method
 from latentnav.navigation.path import LatentPath
 

@@ -23,7 +23,8 @@ from torch import nn
 
 from latentnav._chunks import NAVIGATION_CHUNK, IndexNoise, check_chunk_size
 from latentnav._modules import frozen
-from latentnav.interpolation import lerp, slerp
+from latentnav.interpolation import _lerp as lerp
+from latentnav.interpolation import _slerp as slerp
 from latentnav.navigation.compasses import DiscriminatorCompass, as_compass
 from latentnav.navigation.methods import Method, register_method
 from latentnav.navigation.path import LatentPath
