@@ -32,23 +32,39 @@ _RED, _GREY, _WHITE = (220, 30, 30), (90, 90, 90), (255, 255, 255)
 
 class TrajectoryRecorder:
     """A sampler or navigator callback keeping ``info[key]`` every ``every`` steps: ``z`` then
-    stacks them to ``(S, B, d)`` (e.g. for a denoising video, :func:`decode_trajectory`)."""
+    stacks them to ``(S, B, d)`` (e.g. for a denoising video, :func:`decode_trajectory`). A call
+    navigated in chunks reports each chunk's first pair as ``info["offset"]``: the chunks are
+    recorded apart and joined along B in order."""
 
     def __init__(self, key: str = "z_mean", every: int = 1):
         if not (isinstance(every, int) and every >= 1):
             raise ValueError(f"every must be an int ≥ 1, got {every!r}")
-        self.key, self.every, self.steps, self._z = key, every, 0, []
+        self.key, self.every = key, every
+        self._chunks: dict[int, list[torch.Tensor]] = {}
+        self._steps: dict[int, int] = {}
+
+    @property
+    def steps(self) -> int:
+        return max(self._steps.values(), default=0)
 
     def __call__(self, info: dict) -> None:
-        if self.steps % self.every == 0:
-            self._z.append(info[self.key].detach().clone())
-        self.steps += 1
+        offset = int(info.get("offset", 0))
+        step = self._steps.get(offset, 0)
+        if step % self.every == 0:
+            self._chunks.setdefault(offset, []).append(info[self.key].detach().clone())
+        self._steps[offset] = step + 1
 
     @property
     def z(self) -> torch.Tensor:
-        if not self._z:
+        if not self._chunks:
             raise ValueError("the recorder has seen no step yet: pass it as callback= first")
-        return torch.stack(self._z)
+        parts = [torch.stack(self._chunks[k]) for k in sorted(self._chunks)]
+        if len({len(part) for part in parts}) > 1:
+            raise ValueError(
+                "the chunks of this call recorded different numbers of steps "
+                f"{[len(part) for part in parts]}: record with chunk_size ≥ B"
+            )
+        return torch.cat(parts, 1)
 
 
 @torch.no_grad()

@@ -147,3 +147,17 @@ def test_denoising_video_from_a_sampler_callback(tmp_path):
     assert np.asarray(Image.open(out).convert("RGB")).std() > 0
     with pytest.raises(ValueError, match="no step yet"):
         _ = TrajectoryRecorder().z
+
+
+def test_recorder_joins_the_chunks_of_a_chunked_navigation():
+    from latentnav.aae import AAE, AAEConfig
+    from latentnav.navigation import make_method
+
+    torch.manual_seed(0)
+    aae = AAE(AAEConfig(image_shape=(6,), latent_dim=3, hidden=(8,), disc_hidden=(8,))).eval()
+    nav = make_method("slerp", aae, steps=4)
+    a, b = torch.randn(7, 3), torch.randn(7, 3)
+    whole, chunked = TrajectoryRecorder("z"), TrajectoryRecorder("z")
+    nav.path(a, b, callback=whole)
+    nav.path(a, b, callback=chunked, chunk_size=3)
+    assert chunked.z.shape == whole.z.shape and torch.equal(chunked.z, whole.z)
