@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from latentnav._validate import MAX_SEED, check_choice, check_int, check_real
 from latentnav.aae import AAE
 from latentnav.metrics.mmd import mmd2
+from latentnav.training.resume import generator_state, restore_generator
 from latentnav.training.trainer import make_trainer
 
 __all__ = [
@@ -101,6 +102,12 @@ class AAETraining(L.LightningModule):
         self.automatic_optimization = False
         self._generator: torch.Generator | None = None
         self._val_latents: list[torch.Tensor] = []
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["generators"] = {"prior": generator_state(self._generator)}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._generator = restore_generator(checkpoint.get("generators", {}).get("prior"))
 
     def _prior_sample(self, n: int) -> torch.Tensor:
         if self._generator is None or self._generator.device != self.device:
@@ -206,10 +213,15 @@ def fit_aae(
     accelerator: str = "auto",
     log_dir: str | None = None,
     progress: bool = True,
+    callbacks: list[L.Callback] | None = None,
+    ckpt_path: str | None = None,
 ) -> dict[str, float]:
-    """Train ``aae`` in place with Lightning; returns the last logged metrics as floats."""
+    """Train ``aae`` in place with Lightning; returns the last logged metrics as floats.
+    ``ckpt_path``: resume from a checkpoint of :class:`latentnav.training.LastCheckpoint`
+    (read with ``weights_only=True``)."""
     config = config or TrainConfig()
-    trainer = make_trainer(config.epochs, accelerator, log_dir, progress)
-    trainer.fit(AAETraining(aae, config), datamodule=datamodule)
+    trainer = make_trainer(config.epochs, accelerator, log_dir, progress, callbacks=callbacks)
+    module = AAETraining(aae, config)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     aae.eval()
     return {k: float(v) for k, v in trainer.callback_metrics.items()}
