@@ -95,6 +95,8 @@ def r1_penalty(logit_real: torch.Tensor, z_real: torch.Tensor) -> torch.Tensor:
 class AAETraining(L.LightningModule):
     """Holds an :class:`AAE` and runs the three phases per step; batches are ``(x, y)``."""
 
+    phases = ("recon", "d_loss", "g_loss")  # the losses of a step, in backward order
+
     def __init__(self, aae: AAE, config: TrainConfig | None = None):
         super().__init__()
         self.aae = aae

@@ -24,6 +24,8 @@ class DiffusionTraining(L.LightningModule):
     (DESIGN.md §4): Adam with a cosine schedule, EMA after every batch, the held-out loss on
     fixed noise per batch index."""
 
+    phases = ("score",)
+
     def __init__(self, diffusion: LatentDiffusion):
         super().__init__()
         self.diffusion = diffusion

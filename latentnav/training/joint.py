@@ -27,6 +27,8 @@ __all__ = ["JointTraining"]
 class JointTraining(AAETraining):
     """:class:`AAETraining` plus a score-matching step per minibatch on detached latents."""
 
+    phases = (*AAETraining.phases, "score")
+
     def __init__(self, aae: AAE, diffusion: LatentDiffusion, config: TrainConfig | None = None):
         super().__init__(aae, config)
         self.diffusion = diffusion

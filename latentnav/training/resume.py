@@ -58,6 +58,7 @@ class LastCheckpoint(L.Callback):
     def __init__(self, folder: str | Path):
         self.path = Path(folder) / LAST_CHECKPOINT
         self.saved_at: tuple[int, int] | None = None  # (epoch, global step) of the last write
+        self.stopped_at: tuple[int, int] | None = None  # where an exception ended the fit
         self._csv: str | None = None  # metrics.csv of the checkpoint resumed from
 
     @property
@@ -110,6 +111,9 @@ class LastCheckpoint(L.Callback):
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.current_epoch > 0:
             self.save(trainer)
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception) -> None:
+        self.stopped_at = (trainer.current_epoch, trainer.global_step)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.save(trainer)
