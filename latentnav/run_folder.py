@@ -20,12 +20,29 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from latentnav._signals import StopRequested
 from latentnav.checkpoint import atomic_path
 
-__all__ = ["RunFolder", "RunFolderError", "ARTEFACTS", "RESUME_STATE", "RUN_FORMAT"]
+if TYPE_CHECKING:
+    from latentnav.training.resume import LastCheckpoint
+
+__all__ = [
+    "RunFolder",
+    "RunFolderError",
+    "RunStopped",
+    "RunPosition",
+    "begin_run",
+    "stopped",
+    "quiet_resume",
+    "ARTEFACTS",
+    "RESUME_STATE",
+    "RUN_FORMAT",
+]
 
 RUN_FORMAT = "latentnav.run/1"
 RESUME_STATE = ("last.ckpt", "stage.json", "stage1.safetensors", "finetune/last.ckpt")
@@ -137,3 +154,65 @@ class RunFolder:
             os.replace(entry, self.out / entry.name)
         self.staging.rmdir()
         return self.out
+
+
+class RunStopped(StopRequested):
+    """A stop signal ended a run; ``out`` is its folder, ``where`` the position ("at epoch 2 step
+    54", epochs counted from 0 as in ``metrics.csv``, steps as Lightning's global step: one per
+    optimiser step), ``resumable`` whether ``RUN.partial`` can be resumed."""
+
+    def __init__(self, signum: int, out: Path, where: str, resumable: bool):
+        super().__init__(signum)
+        self.out, self.where, self.resumable = out, where, resumable
+
+    def __str__(self) -> str:
+        return f"stopped by {signal.Signals(self.signum).name} {self.where}"
+
+
+class RunPosition:
+    """Where a run is, for :class:`RunStopped`: a label, and the stage's checkpoint callback."""
+
+    def __init__(self) -> None:
+        self.label, self.callback = "before training", None
+
+    def enter(self, label: str, callback: LastCheckpoint | None = None) -> None:
+        self.label, self.callback = label, callback
+
+    def where(self) -> str:
+        at = self.callback and self.callback.stopped_at
+        return f"at epoch {at[0]} step {at[1]}{self.label}" if at else self.label
+
+
+def begin_run(
+    folder: RunFolder, kind: str, config: dict[str, Any], resume: bool, overwrite: bool
+) -> None:
+    """Checks before anything is loaded or created: a new run may start here, or the
+    interrupted one has this kind and config (its folder aside)."""
+    if not resume:
+        folder.check_new(overwrite)
+        return
+    record = folder.record()
+    if record.get("kind") != kind:
+        raise RunFolderError(f"{folder.staging} holds a {record.get('kind')!r} run, not {kind!r}")
+    stored, given = record["config"], config
+    differ = [k for k in given if k != "out_dir" and given[k] != stored.get(k)]
+    if differ:
+        raise RunFolderError(
+            f"the config differs from the interrupted run's in {', '.join(differ)}; "
+            f"resume it with its own config (latentnav.runs.resume_run({str(folder.out)!r}))"
+        )
+
+
+def stopped(err: StopRequested, folder: RunFolder, position: RunPosition) -> RunStopped:
+    """``err`` as a :class:`RunStopped` of ``folder`` at ``position``."""
+    resumable = (folder.staging / "run_config.json").is_file()
+    return RunStopped(err.signum, folder.out, position.where(), resumable)
+
+
+class quiet_resume(warnings.catch_warnings):
+    """Hides Lightning's warning that the CSV log of the folder will be replaced: a resumed run's
+    :class:`LastCheckpoint` writes the rows so far back."""
+
+    def __enter__(self):
+        super().__enter__()
+        warnings.filterwarnings("ignore", message="Experiment logs directory")

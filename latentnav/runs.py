@@ -19,9 +19,7 @@ fine-tune starts, the stage in ``stage.json``). A non-finite loss stops training
 from __future__ import annotations
 
 import json
-import signal
 import time
-import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -43,7 +41,14 @@ from latentnav.run_figures import (
     score_training_figure,
     training_figure,
 )
-from latentnav.run_folder import RunFolder, RunFolderError
+from latentnav.run_folder import (
+    RunFolder,
+    RunPosition,
+    RunStopped,
+    begin_run,
+    quiet_resume,
+    stopped,
+)
 from latentnav.training import TrainConfig, fit_aae, make_trainer, reconstruction_loss
 from latentnav.training.callbacks import GanBalance, NonFiniteLoss
 from latentnav.training.resume import LAST_CHECKPOINT, LastCheckpoint
@@ -152,33 +157,6 @@ def _run_metrics(config, aae, datamodule, model_config, wall: float) -> dict[str
     }
 
 
-class RunStopped(StopRequested):
-    """A stop signal ended a run; ``out`` is its folder, ``where`` the position ("at epoch 2 step
-    54", epochs counted from 0 as in ``metrics.csv``, steps as Lightning's global step: one per
-    optimiser step), ``resumable`` whether ``RUN.partial`` can be resumed."""
-
-    def __init__(self, signum: int, out: Path, where: str, resumable: bool):
-        super().__init__(signum)
-        self.out, self.where, self.resumable = out, where, resumable
-
-    def __str__(self) -> str:
-        return f"stopped by {signal.Signals(self.signum).name} {self.where}"
-
-
-class _Position:
-    """Where a run is, for :class:`RunStopped`: a label, and the stage's checkpoint callback."""
-
-    def __init__(self) -> None:
-        self.label, self.callback = "before training", None
-
-    def enter(self, label: str, callback: LastCheckpoint | None = None) -> None:
-        self.label, self.callback = label, callback
-
-    def where(self) -> str:
-        at = self.callback and self.callback.stopped_at
-        return f"at epoch {at[0]} step {at[1]}{self.label}" if at else self.label
-
-
 def run_config_from_dict(kind: str, data: dict[str, Any]) -> RunConfig:
     """The :class:`RunConfig` (``kind`` "aae") or :class:`JointRunConfig` ("joint") whose
     ``asdict`` is ``data`` (as stored in ``run_config.json``)."""
@@ -204,35 +182,12 @@ def _plain(config: RunConfig) -> dict[str, Any]:
     return json.loads(json.dumps(asdict(config)))
 
 
-def _begin(folder: RunFolder, kind: str, config: RunConfig, resume: bool, overwrite: bool):
-    """Checks before anything is loaded or created: a new run may start here, or the
-    interrupted one has this kind and config (its folder aside)."""
-    if not resume:
-        folder.check_new(overwrite)
-        return
-    record = folder.record()
-    if record.get("kind") != kind:
-        raise RunFolderError(f"{folder.staging} holds a {record.get('kind')!r} run, not {kind!r}")
-    stored, given = record["config"], _plain(config)
-    differ = [k for k in given if k != "out_dir" and given[k] != stored.get(k)]
-    if differ:
-        raise RunFolderError(
-            f"the config differs from the interrupted run's in {', '.join(differ)}; "
-            f"resume it with its own config (latentnav.runs.resume_run({str(folder.out)!r}))"
-        )
-
-
 def _existing(path: Path) -> str | None:
     return str(path) if path.is_file() else None
 
 
 def _guards() -> list:
     return [NonFiniteLoss(), GanBalance()]
-
-
-def _stopped(err: StopRequested, folder: RunFolder, position: _Position) -> RunStopped:
-    resumable = (folder.staging / "run_config.json").is_file()
-    return RunStopped(err.signum, folder.out, position.where(), resumable)
 
 
 def train_aae_run(
@@ -247,16 +202,16 @@ def train_aae_run(
     (staged in ``out_dir.partial``). ``resume``: continue the interrupted run there (use
     :func:`resume_run`); ``overwrite``: replace an earlier run's results; ``options``: the command
     line's options, stored in ``run_config.json``. Raises :class:`RunStopped` on SIGTERM/SIGINT."""
-    folder, position = RunFolder(config.out_dir), _Position()
+    folder, position = RunFolder(config.out_dir), RunPosition()
     with graceful_stop():
         try:
             return _train_aae(config, progress, resume, overwrite, options, folder, position)
         except StopRequested as err:
-            raise _stopped(err, folder, position) from None
+            raise stopped(err, folder, position) from None
 
 
 def _train_aae(config, progress, resume, overwrite, options, folder, position):
-    _begin(folder, "aae", config, resume, overwrite)
+    begin_run(folder, "aae", _plain(config), resume, overwrite)
     datamodule, model_config = _setup(config)
     record = {"kind": "aae", "config": _plain(config), "options": options}
     work = folder.staging if resume else folder.create(record)
@@ -264,7 +219,7 @@ def _train_aae(config, progress, resume, overwrite, options, folder, position):
     start = time.perf_counter()
     last = LastCheckpoint(work)
     position.enter("", last)
-    with _quiet_resume():
+    with quiet_resume():
         fit_aae(
             aae, datamodule, config.train, config.accelerator, log_dir=str(work),
             progress=progress, callbacks=[last, *_guards()],
@@ -301,15 +256,6 @@ def _finish(folder: RunFolder, work: Path, metrics: dict[str, Any], failed: dict
     folder.finish()
 
 
-class _quiet_resume(warnings.catch_warnings):
-    """Hides Lightning's warning that the CSV log of the folder will be replaced: a resumed run's
-    :class:`LastCheckpoint` writes the rows so far back."""
-
-    def __enter__(self):
-        super().__enter__()
-        warnings.filterwarnings("ignore", message="Experiment logs directory")
-
-
 @dataclass
 class JointRunConfig(RunConfig):
     """An AAE run plus its latent diffusion (joint stage, then ``diffusion.epochs`` fine-tune)."""
@@ -328,12 +274,12 @@ def train_joint_run(
     """Train AAE + latent diffusion (:mod:`latentnav.joint`) and write ``bundle.safetensors``,
     ``metrics.json``, the AAE figures, ``score_training.png`` and ``samples.png``; the arguments
     as in :func:`train_aae_run`."""
-    folder, position = RunFolder(config.out_dir), _Position()
+    folder, position = RunFolder(config.out_dir), RunPosition()
     with graceful_stop():
         try:
             return _train_joint(config, progress, resume, overwrite, options, folder, position)
         except StopRequested as err:
-            raise _stopped(err, folder, position) from None
+            raise stopped(err, folder, position) from None
 
 
 def _joint_stage(config, model_config, datamodule, work, progress, position):
@@ -350,7 +296,7 @@ def _joint_stage(config, model_config, datamodule, work, progress, position):
     trainer = make_trainer(
         config.train.epochs, config.accelerator, str(work), progress, callbacks=[last, *_guards()]
     )
-    with _quiet_resume():
+    with quiet_resume():
         trainer.fit(
             JointTraining(aae, diffusion, config.train), datamodule=datamodule,
             ckpt_path=_existing(work / LAST_CHECKPOINT), weights_only=True,
@@ -362,7 +308,7 @@ def _train_joint(config, progress, resume, overwrite, options, folder, position)
     from latentnav.joint import encode_dataset, load_bundle, save_bundle
     from latentnav.training import fit_diffusion
 
-    _begin(folder, "joint", config, resume, overwrite)
+    begin_run(folder, "joint", _plain(config), resume, overwrite)
     datamodule, model_config = _setup(config)
     record = {"kind": "joint", "config": _plain(config), "options": options}
     work = folder.staging if resume else folder.create(record)
@@ -382,7 +328,7 @@ def _train_joint(config, progress, resume, overwrite, options, folder, position)
     val_latents = encode_dataset(aae, datamodule.val_data.images)
     last = LastCheckpoint(work / "finetune")
     position.enter(" of the fine-tune stage", last)
-    with _quiet_resume():
+    with quiet_resume():
         fit_diffusion(
             diffusion, latents, val_latents, config.accelerator, log_dir=str(work / "finetune"),
             progress=progress, callbacks=[last, *_guards()],

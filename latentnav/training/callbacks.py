@@ -2,12 +2,13 @@
 
 :class:`NonFiniteLoss` sees every loss a module backpropagates (``on_before_backward``; the
 phase's name from the module's ``phases``, e.g. ``("recon", "d_loss", "g_loss")`` for the AAE,
-one per backward pass in a step). By default it keeps them on the device and checks them once
-every ``every_n_steps`` batches and at the end of every epoch (one host sync each), then stops
-the fit with :class:`NonFiniteLossError` naming the first bad loss's global step, epoch, phase and
-value. With ``skip=True`` it checks each loss at once (one sync per loss) and, when one is NaN or
-infinite, skips the optimiser step that follows (its gradients are dropped, so Adam leaves those
-parameters and their moments as they were), with a warning.
+one per backward pass in a step). By default it keeps them on the device and checks them every
+``every_n_steps`` batches (default: the trainer's logging interval), before validation and at the
+end of every epoch (one host sync each), then stops the fit with :class:`NonFiniteLossError`
+naming the first bad loss's global step, epoch, phase and value. With ``skip=True`` it checks
+each loss at once (one sync per loss) and, when one is NaN or infinite, skips the optimiser step
+that follows (its gradients are dropped, so Adam leaves those parameters and their moments as
+they were), with a warning.
 
 :class:`GanBalance` warns (:class:`GanImbalanceWarning`) when D_z's training accuracy (the epoch
 mean of ``train/d_acc_real`` and ``train/d_acc_fake``, DESIGN.md §2) stays within ``margin`` of 0
@@ -92,6 +93,9 @@ class NonFiniteLoss(L.Callback):
         self._batches += 1
         if self._batches >= (self.every_n_steps or trainer.log_every_n_steps):
             self._check()
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        self._check()  # before validation meets the diverged weights
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         self._check()
