@@ -71,7 +71,7 @@ class NonFiniteLoss(L.Callback):
         if not self.skip:
             self._pending.append((*where, loss.detach()))
             return
-        value = float(loss)
+        value = float(loss.detach())
         if not math.isfinite(value):
             self._skip_next = True
             self.skipped.append((where[0], phase, value))
