@@ -281,6 +281,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(err, MisconfigurationException):
             print(f"{prefix}: error: {_one_line(err)}", file=sys.stderr)
             return 2
+        if isinstance(err, FloatingPointError):  # NonFiniteLossError: the run diverged
+            print(f"{prefix}: error: {' '.join(str(err).split())}", file=sys.stderr)
+            return 1
         print(f"{prefix}: internal error: {_one_line(err)} (rerun with --debug)", file=sys.stderr)
         return 1
     print(json.dumps(summary, indent=2))

@@ -1,9 +1,9 @@
 """Kill and resume: a real `latentnav train-aae` / `latentnav train` process gets SIGTERM in the
-middle of an epoch (after its first last.ckpt exists), exits 143 with one line saying how to
-resume, and `--resume` ends with exactly the weights and the metrics.csv of an uninterrupted run
-(CPU, one thread, so every operation is deterministic: bit-for-bit equality is expected). The joint
-run is killed once in each stage: in the joint stage, then (resumed in a process that is killed
-again) in the fine-tune stage."""
+middle of an epoch (after its first last.ckpt exists), exits 143 (130 for SIGINT) with one line
+saying how to resume, and `--resume` ends with exactly the weights and the metrics.csv of an
+uninterrupted run (CPU, one thread, so every operation is deterministic: bit-for-bit equality is
+expected). The joint run is killed once in each stage: in the joint stage, then (resumed in a
+process that is interrupted again, by SIGINT) in the fine-tune stage."""
 
 import os
 import re
@@ -42,7 +42,7 @@ from latentnav.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 STOP_LINE = re.compile(
-    r"^latentnav (train-aae|train): stopped by SIGTERM at epoch (\d+) step (\d+)(.*); "
+    r"^latentnav (train-aae|train): stopped by (SIGTERM|SIGINT) at epoch (\d+) step (\d+)(.*); "
     r"resume with: latentnav \1 --resume (\S+)$"
 )
 
@@ -55,8 +55,10 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def kill_when(argv: list[str], ready: Path, delay: float) -> tuple[int, str]:
-    """Run the slowed CLI, SIGTERM it ``delay`` s after ``ready`` appears; (status, stderr)."""
+def kill_when(
+    argv: list[str], ready: Path, delay: float, signum: int = signal.SIGTERM
+) -> tuple[int, str]:
+    """Run the slowed CLI, signal it ``delay`` s after ``ready`` appears; (status, stderr)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.getcwd()}
     proc = subprocess.Popen(
         [sys.executable, "-c", SLOW_CLI, *argv], stderr=subprocess.PIPE, text=True, env=env
@@ -66,21 +68,22 @@ def kill_when(argv: list[str], ready: Path, delay: float) -> tuple[int, str]:
         time.sleep(0.01)
     assert ready.is_file(), f"{ready} never appeared"
     time.sleep(delay)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
     return proc.returncode, err
 
 
-def assert_stopped(status: int, err: str, command: str, out: Path, stage: str = "") -> int:
-    assert status == 143, err[-3000:]
+def assert_stopped(status, err, command, out, stage="", signum=signal.SIGTERM) -> int:
+    assert status == 128 + signum, err[-3000:]
     lines = [line for line in err.splitlines() if line.startswith(f"latentnav {command}:")]
     assert len(lines) == 1, err[-3000:]
     match = STOP_LINE.match(lines[0])
     assert match, lines[0]
-    assert match.group(4) == stage and Path(match.group(5)) == out
+    assert match.group(2) == signal.Signals(signum).name
+    assert match.group(5) == stage and Path(match.group(6)) == out
     assert (out.parent / (out.name + ".partial") / "run_config.json").is_file()
     assert not out.exists()  # the run folder appears only when complete
-    return int(match.group(2))
+    return int(match.group(3))
 
 
 def assert_same_run(a: Path, b: Path, weights: str, logs: list[str]) -> None:
@@ -114,9 +117,12 @@ def test_joint_run_killed_in_each_stage_resumes_to_the_uninterrupted_bundle(tmp_
     assert_stopped(status, err, "train", out, " of the joint stage")
     assert not (partial / "stage.json").exists()
     status, err = kill_when(
-        ["train", "--resume", str(out), "--no-progress"], partial / "finetune" / "last.ckpt", 0.05
+        ["train", "--resume", str(out), "--no-progress"],
+        partial / "finetune" / "last.ckpt",
+        0.05,
+        signal.SIGINT,  # Ctrl-C: status 130
     )
-    assert_stopped(status, err, "train", out, " of the fine-tune stage")
+    assert_stopped(status, err, "train", out, " of the fine-tune stage", signal.SIGINT)
     assert (partial / "stage1.safetensors").is_file() and (partial / "stage.json").is_file()
     assert main(["train", "--resume", str(out), "--no-progress"]) == 0
     assert_same_run(reference, out, "bundle.safetensors", ["metrics.csv", "finetune/metrics.csv"])
