@@ -3,6 +3,7 @@ RUN.partial until it completes, reruns never mix old and new artefacts, and a fi
 to draw costs only itself."""
 
 import json
+import signal
 
 import pytest
 
@@ -110,3 +111,34 @@ def test_run_folder_names_and_records():
     assert RunFolder("a/run").staging.name == "run.partial"
     with pytest.raises(RunFolderError, match="no interrupted run"):
         RunFolder("/nonexistent/run").record()
+
+
+def test_stopped_before_the_first_checkpoint_resumes_from_scratch(tmp_path, monkeypatch):
+    import lightning as L
+    import torch
+
+    import latentnav.runs
+    from latentnav._signals import StopRequested
+    from latentnav.runs import RunStopped
+
+    class StopInEpoch0(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if batch_idx == 1:
+                raise StopRequested(signal.SIGINT)  # as graceful_stop raises it
+
+    reference, _ = train_aae_run(tiny(tmp_path / "reference", epochs=2), progress=False)
+    guards = latentnav.runs._guards
+    monkeypatch.setattr(latentnav.runs, "_guards", lambda: [*guards(), StopInEpoch0()])
+    out = tmp_path / "run"
+    with pytest.raises(RunStopped) as info:
+        train_aae_run(tiny(out, epochs=2), progress=False)
+    stop = info.value
+    assert (stop.exit_status, stop.resumable, stop.out) == (130, True, out)
+    assert str(stop) == "stopped by SIGINT at epoch 0 step 3"  # batch 1: three optimiser steps
+    assert not (tmp_path / "run.partial" / "last.ckpt").exists()
+    monkeypatch.undo()
+    with pytest.raises(RunFolderError, match="differs .* in train"):
+        train_aae_run(tiny(out, epochs=3), progress=False, resume=True)
+    resumed, _ = resume_run(out, progress=False)
+    for a, b in zip(reference.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
