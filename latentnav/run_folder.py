@@ -25,7 +25,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from latentnav._signals import StopRequested
+from latentnav._signals import StopRequested, graceful_stop
 from latentnav.checkpoint import atomic_path
 
 if TYPE_CHECKING:
@@ -137,7 +137,12 @@ class RunFolder:
 
     def finish(self) -> Path:
         """Drop the resume state, move the results into ``out`` (replacing the old results of
-        :data:`ARTEFACTS`), remove the staging folder; returns ``out``."""
+        :data:`ARTEFACTS`), remove the staging folder; returns ``out``. A stop signal meanwhile
+        is ignored (the run is complete; a half-moved folder would be neither)."""
+        with graceful_stop(raise_on_signal=False):
+            return self._finish()
+
+    def _finish(self) -> Path:
         for name in RESUME_STATE:
             _remove(self.staging / name)
         if self.out.exists() and not self.out.is_dir():

@@ -2,8 +2,8 @@
 middle of an epoch (after its first last.ckpt exists), exits 143 (130 for SIGINT) with one line
 saying how to resume, and `--resume` ends with exactly the weights and the metrics.csv of an
 uninterrupted run (CPU, one thread, so every operation is deterministic: bit-for-bit equality is
-expected). The joint run is killed once in each stage: in the joint stage, then (resumed in a
-process that is interrupted again, by SIGINT) in the fine-tune stage."""
+expected). The joint run is killed once in each stage: in the joint stage (a subprocess), then,
+resumed in this process, by a SIGINT to this process in the fine-tune stage."""
 
 import os
 import re
@@ -17,14 +17,27 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import latentnav.training.diffusion as diffusion
 from latentnav.cli import main
 
-DATA = "lines:size=8,train=600,test=50"
-AAE_ARGS = [
-    "--data", DATA, "--latent-dim", "2", "--hidden", "16", "--disc-hidden", "8", "--epochs", "3",
-    "--batch-size", "50", "--accelerator", "cpu", "--compass-steps", "0", "--no-progress",
+TINY = [
+    "--latent-dim", "2", "--hidden", "16", "--disc-hidden", "8", "--batch-size", "50",
+    "--accelerator", "cpu", "--compass-steps", "0", "--no-progress",
 ]  # fmt: skip
-JOINT_ARGS = [*AAE_ARGS, "--score-width", "16", "--score-blocks", "1", "--finetune-epochs", "4"]
+AAE_ARGS = ["--data", "lines:size=8,train=300,test=20", "--epochs", "3", *TINY]
+JOINT_ARGS = [
+    "--data",
+    "lines:size=8,train=600,test=20",
+    "--epochs",
+    "2",
+    *TINY,
+    "--score-width",
+    "16",
+    "--score-blocks",
+    "1",
+    "--finetune-epochs",
+    "3",
+]  # fmt: skip  (540 training latents: two fine-tune batches of 256 per epoch)
 
 # The CLI, with a pause after every batch so that a signal lands mid-epoch (numerics untouched).
 SLOW_CLI = """
@@ -73,7 +86,7 @@ def kill_when(
     return proc.returncode, err
 
 
-def assert_stopped(status, err, command, out, stage="", signum=signal.SIGTERM) -> int:
+def assert_stopped(status, err, command, out, stage="", signum=signal.SIGTERM) -> tuple:
     assert status == 128 + signum, err[-3000:]
     lines = [line for line in err.splitlines() if line.startswith(f"latentnav {command}:")]
     assert len(lines) == 1, err[-3000:]
@@ -83,7 +96,7 @@ def assert_stopped(status, err, command, out, stage="", signum=signal.SIGTERM) -
     assert match.group(5) == stage and Path(match.group(6)) == out
     assert (out.parent / (out.name + ".partial") / "run_config.json").is_file()
     assert not out.exists()  # the run folder appears only when complete
-    return int(match.group(3))
+    return int(match.group(3)), int(match.group(4))
 
 
 def assert_same_run(a: Path, b: Path, weights: str, logs: list[str]) -> None:
@@ -102,28 +115,40 @@ def test_aae_killed_mid_epoch_resumes_to_the_uninterrupted_weights(tmp_path, cap
     status, err = kill_when(
         ["train-aae", *AAE_ARGS, "--out", str(out)], tmp_path / "run.partial" / "last.ckpt", 0.15
     )
-    epoch = assert_stopped(status, err, "train-aae", out)
+    epoch, _ = assert_stopped(status, err, "train-aae", out)
     assert epoch >= 1  # the first epoch's checkpoint existed
     assert main(["train-aae", "--resume", str(out), "--no-progress"]) == 0
     assert '"mmd2"' in capsys.readouterr().out
     assert_same_run(reference, out, "aae.safetensors", ["metrics.csv"])
 
 
-def test_joint_run_killed_in_each_stage_resumes_to_the_uninterrupted_bundle(tmp_path):
+def test_joint_run_killed_in_each_stage_resumes_to_the_uninterrupted_bundle(
+    tmp_path, capsys, monkeypatch
+):
     reference, out = tmp_path / "reference", tmp_path / "run"
     partial = tmp_path / "run.partial"
     assert main(["train", *JOINT_ARGS, "--out", str(reference)]) == 0
     status, err = kill_when(["train", *JOINT_ARGS, "--out", str(out)], partial / "last.ckpt", 0.15)
     assert_stopped(status, err, "train", out, " of the joint stage")
     assert not (partial / "stage.json").exists()
-    status, err = kill_when(
-        ["train", "--resume", str(out), "--no-progress"],
-        partial / "finetune" / "last.ckpt",
-        0.05,
-        signal.SIGINT,  # Ctrl-C: status 130
+    # Resumed here; Ctrl-C (a real SIGINT to this process) after the first batch of fine-tune
+    # epoch 1 (of two batches): saves a subprocess, and the position is known exactly.
+    finetune = diffusion.DiffusionTraining.on_train_batch_end
+
+    def interrupt(self, outputs, batch, batch_idx):
+        finetune(self, outputs, batch, batch_idx)
+        if self.current_epoch == 1 and batch_idx == 0:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(diffusion.DiffusionTraining, "on_train_batch_end", interrupt)
+    capsys.readouterr()
+    status = main(["train", "--resume", str(out), "--no-progress"])
+    position = assert_stopped(
+        status, capsys.readouterr().err, "train", out, " of the fine-tune stage", signal.SIGINT
     )
-    assert_stopped(status, err, "train", out, " of the fine-tune stage", signal.SIGINT)
+    assert position == (1, 3)  # epoch 0: steps 0, 1; epoch 1: step 2, then the signal
     assert (partial / "stage1.safetensors").is_file() and (partial / "stage.json").is_file()
+    monkeypatch.undo()
     assert main(["train", "--resume", str(out), "--no-progress"]) == 0
     assert_same_run(reference, out, "bundle.safetensors", ["metrics.csv", "finetune/metrics.csv"])
 
