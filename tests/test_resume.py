@@ -168,3 +168,30 @@ def test_resume_refuses_conflicting_options_and_missing_runs(tmp_path, capsys):
     assert "--epochs (run: 3)" in err and "--seed" not in err.split("conflict")[-1]
     assert main(["train", *argv]) == 2
     assert "is a 'train-aae' run: use latentnav train-aae" in capsys.readouterr().err
+
+
+class Payload:
+    """Unpickling this calls open(path, "w"): code run by a loader that trusts pickles."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_a_crafted_last_checkpoint_is_refused_without_running_code(tmp_path):
+    from latentnav.aae import AAEConfig
+    from latentnav.data import ImageDataModule
+    from latentnav.runs import build_aae
+    from latentnav.training import TrainConfig, fit_aae
+
+    marker, crafted = tmp_path / "code-ran", tmp_path / "last.ckpt"
+    torch.save({"state_dict": {}, "epoch": 0, "x": Payload(marker)}, crafted)
+    dm = ImageDataModule.from_spec("lines:size=8,train=40,test=10", batch_size=20)
+    aae = build_aae(
+        AAEConfig(image_shape=(1, 8, 8), latent_dim=2, hidden=(8,), disc_hidden=(8,)), 0
+    )
+    with pytest.raises(Exception, match="[Ww]eights.only"):
+        fit_aae(aae, dm, TrainConfig(epochs=1), "cpu", None, False, ckpt_path=str(crafted))
+    assert not marker.exists()

@@ -219,7 +219,7 @@ def fit_aae(
     ckpt_path: str | None = None,
 ) -> dict[str, float]:
     """Train ``aae`` in place with Lightning; returns the last logged metrics as floats.
-    ``ckpt_path``: resume from a checkpoint of :class:`latentnav.training.LastCheckpoint`
+    ``ckpt_path``: resume from a :class:`latentnav.training.resume.LastCheckpoint` checkpoint
     (read with ``weights_only=True``)."""
     config = config or TrainConfig()
     trainer = make_trainer(config.epochs, accelerator, log_dir, progress, callbacks=callbacks)

@@ -72,7 +72,7 @@ def fit_diffusion(
     ckpt_path: str | None = None,
 ) -> dict[str, float]:
     """Train ``model`` in place on fixed latents ``(N, d)`` (e.g. a frozen encoder's);
-    ``ckpt_path``: resume from a :class:`latentnav.training.LastCheckpoint` checkpoint."""
+    ``ckpt_path``: resume from a :class:`latentnav.training.resume.LastCheckpoint` checkpoint."""
     check_latents(latents, model.latent_dim, "latents")
     c = model.config
     loader = torch.utils.data.DataLoader(
