@@ -72,8 +72,9 @@ class LastCheckpoint(L.Callback):
         self._csv = state_dict.get("metrics_csv")
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        logger = trainer.logger
-        self._logger = logger if isinstance(logger, L.pytorch.loggers.CSVLogger) else None
+        logger = trainer.logger  # the CSV log lives on rank 0 only (DDP)
+        csv = isinstance(logger, L.pytorch.loggers.CSVLogger) and trainer.is_global_zero
+        self._logger = logger if csv else None
 
     def _csv_text(self) -> str | None:
         if getattr(self, "_logger", None) is None:
@@ -87,8 +88,11 @@ class LastCheckpoint(L.Callback):
         position = (trainer.current_epoch, trainer.global_step)
         if position == self.saved_at:
             return
-        with atomic_path(self.path) as tmp:
-            trainer.save_checkpoint(tmp, weights_only=False)
+        if trainer.is_global_zero:
+            with atomic_path(self.path) as tmp:
+                trainer.save_checkpoint(tmp, weights_only=False)
+        else:  # other DDP ranks write nothing but must join save_checkpoint's barrier
+            trainer.save_checkpoint(self.path, weights_only=False)
         self.saved_at = position
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
