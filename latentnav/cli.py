@@ -19,7 +19,7 @@ from latentnav._cli_checks import (
 )
 from latentnav._signals import StopRequested
 from latentnav.aae import AAEConfig
-from latentnav.cli_args import build_parser
+from latentnav.cli_args import build_parser, explicit_options
 from latentnav.sampling import SAMPLERS
 from latentnav.training import TrainConfig
 
@@ -175,6 +175,8 @@ def _run(args: argparse.Namespace) -> dict:
         check_device(args.device)
         check_out(args.out)
         return _sample(args) if args.command == "sample" else _train_guidance(args)
+    if args.command in ("train", "train-aae") and args.resume:
+        return _resume(args)
     check_accelerator(args.accelerator)
     check_out(args.out)
     if args.command == "demo":
@@ -190,12 +192,63 @@ def _run(args: argparse.Namespace) -> dict:
 
     config = _run_config(args)
     run = train_joint_run if args.command == "train" else train_aae_run
-    _, metrics = run(config, progress=not args.no_progress)
+    options = {k: v for k, v in vars(args).items() if k not in _RUN_FLAGS}
+    _, metrics = run(config, not args.no_progress, overwrite=args.overwrite, options=options)
+    return _summary(args.out, metrics)
+
+
+# options about how a run is started, not what it computes: never stored, free with --resume
+_RUN_FLAGS = ("command", "debug", "resume", "overwrite", "no_progress")
+
+
+def _resume(args: argparse.Namespace) -> dict:
+    """``--resume RUN``: the run's stored options; explicitly given ones must agree with them."""
+    from latentnav.run_folder import RunFolder
+    from latentnav.runs import resume_run
+
+    folder = RunFolder(args.resume)
+    record = folder.record()
+    kind = "joint" if args.command == "train" else "aae"
+    if record.get("kind") != kind:
+        other = "train" if record.get("kind") == "joint" else "train-aae"
+        raise UsageError(f"--resume {args.resume} is a '{other}' run: use latentnav {other}")
+    stored = record.get("options") or {}
+    given = explicit_options(args.argv)
+    conflicts = []
+    for dest, value in given.items():
+        if dest in _RUN_FLAGS[:3] or dest == "no_progress":
+            continue
+        if dest == "out" and Path(value) == folder.out:
+            continue
+        if dest == "overwrite" or json.loads(json.dumps(value)) != stored.get(dest):
+            flag = "--" + dest.replace("_", "-")
+            conflicts.append(f"{flag} (run: {stored.get(dest, 'not stored')})")
+    if conflicts:
+        raise UsageError(
+            f"--resume {args.resume} continues the run with its stored options "
+            f"({folder.staging / 'run_config.json'}); these conflict: {', '.join(conflicts)}"
+        )
+    check_accelerator(record["config"]["accelerator"])
+    _, metrics = resume_run(folder.out, progress=not args.no_progress)
+    return _summary(str(folder.out), metrics)
+
+
+def _summary(out: str, metrics: dict) -> dict:
     return {
-        "out": args.out,
+        "out": out,
         "wall_time_s": round(metrics["wall_time_s"], 1),
         **{k: round(v, 4) for k, v in metrics["test"].items()},
     }
+
+
+def _stop_line(err: BaseException, command: str) -> str:
+    """``stopped by SIGTERM at epoch E step S; resume with: latentnav train-aae --resume RUN``."""
+    text = str(err) or "interrupted"
+    if getattr(err, "resumable", False):
+        return f"{text}; resume with: latentnav {command} --resume {err.out}"
+    if hasattr(err, "resumable"):
+        return f"{text}; nothing to resume (the run had not started)"
+    return text
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -207,12 +260,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # argparse has printed usage and the error (or the help)
         return exit_.code if isinstance(exit_.code, int) else 2
     prefix = f"latentnav {args.command}"
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         summary = _run(args)
     except (KeyboardInterrupt, StopRequested) as err:
         if args.debug:
             raise
-        print(f"{prefix}: {str(err) or 'interrupted'}", file=sys.stderr)
+        print(f"{prefix}: {_stop_line(err, args.command)}", file=sys.stderr)
         return getattr(err, "exit_status", 130)
     except USER_ERRORS as err:
         if args.debug:
@@ -227,6 +281,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(err, MisconfigurationException):
             print(f"{prefix}: error: {_one_line(err)}", file=sys.stderr)
             return 2
+        if isinstance(err, FloatingPointError):  # NonFiniteLossError: the run diverged
+            print(f"{prefix}: error: {' '.join(str(err).split())}", file=sys.stderr)
+            return 1
         print(f"{prefix}: internal error: {_one_line(err)} (rerun with --debug)", file=sys.stderr)
         return 1
     print(json.dumps(summary, indent=2))

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 
 from latentnav.sampling import SAMPLERS
 from latentnav.training.trainer import STRATEGIES
 
-__all__ = ["build_parser", "PRIORS"]
+__all__ = ["build_parser", "explicit_options", "PRIORS"]
 
 
 PRIORS = ("normal", "mixture", "swiss-roll")
@@ -124,6 +125,28 @@ def _add_training_args(p: argparse.ArgumentParser, defaults: dict) -> None:
         "with the AAE, so Navigator(aae) works on the checkpoint (0: none)",
     )  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument(
+        "--resume", metavar="RUN", default=None,
+        help="continue the interrupted run of folder RUN (RUN.partial) from its last completed "
+        "epoch, with the options stored there (others given must agree with them)",
+    )  # fmt: skip
+    p.add_argument(
+        "--overwrite", action="store_true",
+        help="replace the results of an earlier run in --out (and an interrupted one)",
+    )  # fmt: skip
+
+
+def explicit_options(argv: Sequence[str]) -> dict[str, object]:
+    """The options ``argv`` gives explicitly (``{dest: value}``, defaults left out)."""
+    parser = build_parser()
+    for sub in parser._subparsers._group_actions[0].choices.values():
+        for action in sub._actions:
+            if action.dest != "help":
+                action.default = argparse.SUPPRESS
+    given = vars(parser.parse_args(argv))
+    for dest in ("command", "debug"):
+        given.pop(dest, None)
+    return given
 
 
 class _Parser(argparse.ArgumentParser):

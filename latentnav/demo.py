@@ -133,7 +133,7 @@ def run_demo(config: DemoConfig, progress: bool = True) -> dict[str, Any]:
             train=TrainConfig(epochs=c.epochs, seed=c.seed),
             diffusion=default_diffusion_config(c.latent_dim, net=net, epochs=c.finetune_epochs),
         )  # fmt: skip
-        (aae, diffusion), run_metrics = train_joint_run(run, progress=False)
+        (aae, diffusion), run_metrics = train_joint_run(run, progress=False, overwrite=True)
         aae, diffusion = aae.cpu(), diffusion.cpu()  # the training's device; the rest on CPU
     save_compass(aae.compass, out / "compass.safetensors")  # also inside the bundle
     compass_report = run_metrics["compass"]

@@ -1,36 +1,67 @@
-"""One training run of the AAE, end to end: data → training → checkpoint → figures → metrics.
+"""One training run, end to end: data → training → checkpoint → figures → metrics.
 
-Used by ``latentnav train-aae`` and ``latentnav demo``; every artefact is written atomically into
-``out_dir``: ``aae.safetensors``, ``metrics.json``, ``reconstructions.png``, ``latents.png``,
-``discriminator.png``, ``training.png`` and Lightning's ``metrics.csv``.
+Used by ``latentnav train-aae`` (:func:`train_aae_run`, the AAE) and ``latentnav train`` /
+``latentnav demo`` (:func:`train_joint_run`, AAE and latent diffusion). Folder layout
+(:mod:`latentnav.run_folder`): a run writes into the staging folder ``RUN.partial`` and moves its
+results into ``RUN`` when it completes, so ``RUN`` is complete or absent and ``RUN.partial`` marks
+an interrupted run. Results: ``aae.safetensors`` (or ``bundle.safetensors``), ``metrics.json``,
+``run_config.json``, the figures (:mod:`latentnav.run_figures`; one that fails to draw is skipped
+with a warning and listed in ``metrics.json``) and Lightning's ``metrics.csv``.
+
+Faults: training writes ``last.ckpt`` at every epoch boundary (:class:`LastCheckpoint`); a
+SIGTERM or SIGINT ends the run with :class:`RunStopped` (exit status 143 / 130 on the command
+line) and :func:`resume_run` continues it exactly from the last completed epoch, in either stage
+of a joint run (its first stage's result is saved as ``stage1.safetensors`` before the
+fine-tune starts, the stage in ``stage.json``). A non-finite loss stops training with
+:class:`~latentnav.training.callbacks.NonFiniteLossError`; a pinned D_z accuracy is warned about.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from matplotlib.figure import Figure
 
+from latentnav._signals import StopRequested, graceful_stop
 from latentnav.aae import AAE, AAEConfig
 from latentnav.checkpoint import atomic_path
 from latentnav.compass import CompassConfig, fit_compass
 from latentnav.data import ImageData, ImageDataModule
+from latentnav.density_ratio import RatioFitConfig
 from latentnav.diffusion import DiffusionConfig, LatentDiffusion
 from latentnav.metrics.mmd import mmd2
+from latentnav.run_figures import (
+    aae_figures,
+    draw_figures,
+    samples_figure,
+    score_training_figure,
+    training_figure,
+)
+from latentnav.run_folder import (
+    RunFolder,
+    RunPosition,
+    RunStopped,
+    begin_run,
+    quiet_resume,
+    stopped,
+)
 from latentnav.training import TrainConfig, fit_aae, make_trainer, reconstruction_loss
-from latentnav.viz import discriminator_map, image_grid, image_grids, latent_scatter, save_figure
+from latentnav.training.callbacks import GanBalance, NonFiniteLoss
+from latentnav.training.resume import LAST_CHECKPOINT, LastCheckpoint
+from latentnav.viz import save_figure
 
 __all__ = [
     "RunConfig",
     "JointRunConfig",
+    "RunStopped",
     "train_aae_run",
     "train_joint_run",
+    "resume_run",
+    "run_config_from_dict",
     "evaluate_aae",
     "aae_figures",
 ]
@@ -100,88 +131,8 @@ def evaluate_aae(aae: AAE, data: ImageData, seed: int = 0, batch_size: int = 100
     }
 
 
-def _pca_plane(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean (d,) and the top-two principal directions (2, d) of ``z: (N, d)``."""
-    mean = z.mean(0)
-    _, _, v = torch.linalg.svd(z - mean, full_matrices=False)
-    return mean, v[:2]
-
-
-@torch.no_grad()
-def aae_figures(aae: AAE, data: ImageData, out_dir: Path, n_points: int = 2000) -> list[Path]:
-    """Reconstructions, latent scatter over the prior, and the D_z map (PCA plane when d > 2)."""
-    aae.eval()
-    device = aae.device
-    x = data.images[:n_points].to(device)
-    z = aae.encode(x)
-    labels = data.labels[:n_points]
-    pairs = torch.stack([x[:32], aae.decoder(z[:32])], 1).flatten(0, 1)
-    paths = [
-        save_figure(
-            image_grid(pairs.cpu(), nrow=16, title="test images | reconstructions"),
-            out_dir / "reconstructions.png",
-        )
-    ]
-    prior = aae.prior if aae.latent_dim == 2 else None
-    paths.append(
-        save_figure(
-            latent_scatter(
-                z.cpu(), labels, prior=prior and prior.cpu(), title="encoded test images"
-            ),
-            out_dir / "latents.png",
-        )
-    )
-    if aae.latent_dim == 2:
-        plane, fn, title = z, aae.discriminate, "D_z(z) over the latent plane"
-    else:
-        mean, basis = _pca_plane(z)
-        plane = (z - mean) @ basis.T
-
-        def fn(ab: torch.Tensor) -> torch.Tensor:
-            return aae.discriminate(mean + ab.to(device) @ basis)
-
-        title = "D_z on the plane of the first two principal components"
-    lo, hi = plane.min(0).values.cpu(), plane.max(0).values.cpu()
-    pad = 0.15 * (hi - lo)
-    extent = (
-        float(lo[0] - pad[0]),
-        float(hi[0] + pad[0]),
-        float(lo[1] - pad[1]),
-        float(hi[1] + pad[1]),
-    )
-    fig = discriminator_map(lambda ab: fn(ab).cpu(), extent, points=plane[:500].cpu(), title=title)
-    paths.append(save_figure(fig, out_dir / "discriminator.png"))
-    return paths
-
-
-def training_figure(metrics_csv: Path) -> Figure | None:
-    """Validation reconstruction, D_z accuracy and MMD² per epoch, from Lightning's CSV log."""
-    if not metrics_csv.is_file():
-        return None
-    with metrics_csv.open() as f:
-        rows = [r for r in csv.DictReader(f) if r.get("val/recon")]
-    if not rows:
-        return None
-    fig = Figure(figsize=(12, 3.2), layout="constrained")
-    axes = fig.subplots(1, 3)
-    keys = [
-        ("val/recon", "reconstruction (BCE / image)"),
-        ("val/d_acc", "D_z accuracy"),
-        ("val/mmd2", "MMD²(q, p)"),
-    ]
-    epochs = [int(r["epoch"]) for r in rows]
-    for ax, (key, label) in zip(axes, keys, strict=True):
-        ax.plot(epochs, [float(r[key]) if r.get(key) else float("nan") for r in rows], marker="o")
-        ax.set_xlabel("epoch")
-        ax.set_title(label)
-    axes[1].axhline(0.5, color="gray", ls="--", lw=1)
-    return fig
-
-
-def _setup(config: RunConfig) -> tuple[Path, ImageDataModule, AAEConfig]:
-    """Output folder, data module, and the model config with the data's image shape."""
-    out = Path(config.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+def _setup(config: RunConfig) -> tuple[ImageDataModule, AAEConfig]:
+    """Data module and the model config with the data's image shape (creates no folder)."""
     datamodule = ImageDataModule.from_spec(
         config.data, batch_size=config.train.batch_size, seed=config.train.seed
     )
@@ -189,7 +140,7 @@ def _setup(config: RunConfig) -> tuple[Path, ImageDataModule, AAEConfig]:
     model_config = config.model
     if model_config.image_shape != datamodule.image_shape:
         model_config = AAEConfig(**{**asdict(model_config), "image_shape": datamodule.image_shape})
-    return out, datamodule, model_config
+    return datamodule, model_config
 
 
 def _run_metrics(config, aae, datamodule, model_config, wall: float) -> dict[str, Any]:
@@ -206,25 +157,103 @@ def _run_metrics(config, aae, datamodule, model_config, wall: float) -> dict[str
     }
 
 
-def train_aae_run(config: RunConfig, progress: bool = True) -> tuple[AAE, dict[str, Any]]:
-    """Train an AAE on ``config.data`` and write every artefact into ``config.out_dir``."""
-    out, datamodule, model_config = _setup(config)
-    seed = config.train.seed
-    aae = build_aae(model_config, seed)
+def run_config_from_dict(kind: str, data: dict[str, Any]) -> RunConfig:
+    """The :class:`RunConfig` (``kind`` "aae") or :class:`JointRunConfig` ("joint") whose
+    ``asdict`` is ``data`` (as stored in ``run_config.json``)."""
+    if kind not in ("aae", "joint"):
+        raise ValueError(f"run kind must be 'aae' or 'joint', got {kind!r}")
+    data = dict(data)
+    compass = data.get("compass")
+    if compass is not None:
+        compass = CompassConfig(**{**compass, "hidden": tuple(compass["hidden"]),
+                                   "fit": RatioFitConfig(**compass["fit"])})  # fmt: skip
+    common = {
+        "data": data["data"], "out_dir": data["out_dir"], "accelerator": data["accelerator"],
+        "model": AAEConfig(**data["model"]), "train": TrainConfig(**data["train"]),
+        "compass": compass,
+    }  # fmt: skip
+    if kind == "aae":
+        return RunConfig(**common)
+    diffusion = data.get("diffusion")
+    return JointRunConfig(**common, diffusion=diffusion and DiffusionConfig(**diffusion))
+
+
+def _plain(config: RunConfig) -> dict[str, Any]:
+    return json.loads(json.dumps(asdict(config)))
+
+
+def _existing(path: Path) -> str | None:
+    return str(path) if path.is_file() else None
+
+
+def _guards() -> list:
+    return [NonFiniteLoss(), GanBalance()]
+
+
+def train_aae_run(
+    config: RunConfig,
+    progress: bool = True,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    options: dict[str, Any] | None = None,
+) -> tuple[AAE, dict[str, Any]]:
+    """Train an AAE on ``config.data`` and write every artefact into ``config.out_dir``
+    (staged in ``out_dir.partial``). ``resume``: continue the interrupted run there (use
+    :func:`resume_run`); ``overwrite``: replace an earlier run's results; ``options``: the command
+    line's options, stored in ``run_config.json``. Raises :class:`RunStopped` on SIGTERM/SIGINT."""
+    folder, position = RunFolder(config.out_dir), RunPosition()
+    with graceful_stop():
+        try:
+            return _train_aae(config, progress, resume, overwrite, options, folder, position)
+        except StopRequested as err:
+            raise stopped(err, folder, position) from None
+
+
+def _train_aae(config, progress, resume, overwrite, options, folder, position):
+    begin_run(folder, "aae", _plain(config), resume, overwrite)
+    datamodule, model_config = _setup(config)
+    record = {"kind": "aae", "config": _plain(config), "options": options}
+    work = folder.staging if resume else folder.create(record)
+    aae = build_aae(model_config, config.train.seed)
     start = time.perf_counter()
-    fit_aae(aae, datamodule, config.train, config.accelerator, log_dir=str(out), progress=progress)
+    last = LastCheckpoint(work)
+    position.enter("", last)
+    with quiet_resume():
+        fit_aae(
+            aae, datamodule, config.train, config.accelerator, log_dir=str(work),
+            progress=progress, callbacks=[last, *_guards()],
+            ckpt_path=_existing(work / LAST_CHECKPOINT),
+        )  # fmt: skip
+    position.enter("after training (compass, checkpoint, figures)")
     compass_report = attach_compass(aae, datamodule, config.compass)
     wall = time.perf_counter() - start
-    aae.save(out / "aae.safetensors")
+    aae.save(work / "aae.safetensors")
     metrics = _run_metrics(config, aae, datamodule, model_config, wall)
     metrics["compass"] = compass_report
-    with atomic_path(out / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2))
-    aae_figures(aae, datamodule.test_data, out)
-    fig = training_figure(out / "metrics.csv")
-    if fig is not None:
-        save_figure(fig, out / "training.png")
+    failed = draw_figures(
+        {
+            "reconstructions.png, latents.png, discriminator.png": lambda: aae_figures(
+                aae, datamodule.test_data, work
+            ),
+            "training.png": lambda: _save(training_figure(work / "metrics.csv"), work, "training"),
+        }
+    )
+    _finish(folder, work, metrics, failed)
     return aae, metrics
+
+
+def _save(fig, work: Path, name: str) -> None:
+    if fig is not None:
+        save_figure(fig, work / f"{name}.png")
+
+
+def _finish(folder: RunFolder, work: Path, metrics: dict[str, Any], failed: dict) -> None:
+    if failed:
+        metrics["figures_not_drawn"] = failed
+    with atomic_path(work / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2))
+    folder.finish()
 
 
 @dataclass
@@ -234,96 +263,112 @@ class JointRunConfig(RunConfig):
     diffusion: DiffusionConfig | None = None
 
 
-def score_training_figure(joint_csv: Path, finetune_csv: Path) -> Figure | None:
-    """Held-out score loss through both stages, beside the encoder's drift per joint epoch."""
-    rows = []
-    for path in (joint_csv, finetune_csv):
-        if path.is_file():
-            with path.open() as f:
-                rows.append([r for r in csv.DictReader(f) if r.get("val/score_loss")])
-        else:
-            rows.append([])
-    if not rows[0] and not rows[1]:
-        return None
-    joint_epochs = [int(r["epoch"]) + 1 for r in rows[0]]
-    offset = max(joint_epochs, default=0)
-    fig = Figure(figsize=(10, 3.4), layout="constrained")
-    ax, ax_drift = fig.subplots(1, 2)
-    ax.plot(joint_epochs, [float(r["val/score_loss"]) for r in rows[0]], "o-", label="joint")
-    ax.plot(
-        [offset + int(r["epoch"]) + 1 for r in rows[1]],
-        [float(r["val/score_loss"]) for r in rows[1]],
-        "o-",
-        label="fine-tune (encoder frozen)",
-    )
-    ax.set_xlabel("epoch")
-    ax.set_title("held-out score loss (fixed noise)")
-    ax.legend()
-    drift = [
-        (int(r["epoch"]) + 1, float(r["val/encoder_drift"]))
-        for r in rows[0]
-        if r.get("val/encoder_drift")
-    ]
-    if drift:
-        ax_drift.plot(*zip(*drift, strict=True), "o-", color="C2")
-    ax_drift.set_xlabel("epoch")
-    ax_drift.set_title("encoder drift ‖E_k(x) − E_{k−1}(x)‖ / ‖E_k(x)‖")
-    return fig
-
-
-def train_joint_run(config: JointRunConfig, progress: bool = True) -> tuple[Any, dict[str, Any]]:
+def train_joint_run(
+    config: JointRunConfig,
+    progress: bool = True,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    options: dict[str, Any] | None = None,
+) -> tuple[Any, dict[str, Any]]:
     """Train AAE + latent diffusion (:mod:`latentnav.joint`) and write ``bundle.safetensors``,
-    ``metrics.json``, the AAE figures, ``score_training.png`` and ``samples.png``."""
-    from latentnav.joint import JointTraining, default_diffusion_config, encode_dataset, save_bundle
-    from latentnav.training import fit_diffusion
+    ``metrics.json``, the AAE figures, ``score_training.png`` and ``samples.png``; the arguments
+    as in :func:`train_aae_run`."""
+    folder, position = RunFolder(config.out_dir), RunPosition()
+    with graceful_stop():
+        try:
+            return _train_joint(config, progress, resume, overwrite, options, folder, position)
+        except StopRequested as err:
+            raise stopped(err, folder, position) from None
 
-    out, datamodule, model_config = _setup(config)
-    seed = config.train.seed
-    aae = build_aae(model_config, seed)
+
+def _joint_stage(config, model_config, datamodule, work, progress, position):
+    """Stage 1 (or its resumption from ``last.ckpt``): AAE and score model trained together."""
+    from latentnav.joint import JointTraining, default_diffusion_config
+
+    aae = build_aae(model_config, config.train.seed)
     diffusion_config = config.diffusion or default_diffusion_config(model_config.latent_dim)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed + 7)
+        torch.manual_seed(config.train.seed + 7)
         diffusion = LatentDiffusion(diffusion_config)
+    last = LastCheckpoint(work)
+    position.enter(" of the joint stage", last)
+    trainer = make_trainer(
+        config.train.epochs, config.accelerator, str(work), progress, callbacks=[last, *_guards()]
+    )
+    with quiet_resume():
+        trainer.fit(
+            JointTraining(aae, diffusion, config.train), datamodule=datamodule,
+            ckpt_path=_existing(work / LAST_CHECKPOINT), weights_only=True,
+        )  # fmt: skip
+    return aae, diffusion
+
+
+def _train_joint(config, progress, resume, overwrite, options, folder, position):
+    from latentnav.joint import encode_dataset, load_bundle, save_bundle
+    from latentnav.training import fit_diffusion
+
+    begin_run(folder, "joint", _plain(config), resume, overwrite)
+    datamodule, model_config = _setup(config)
+    record = {"kind": "joint", "config": _plain(config), "options": options}
+    work = folder.staging if resume else folder.create(record)
+    stage = folder.stage()
     start = time.perf_counter()
-    trainer = make_trainer(config.train.epochs, config.accelerator, str(out), progress)
-    trainer.fit(JointTraining(aae, diffusion, config.train), datamodule=datamodule)
-    joint_wall = time.perf_counter() - start
+    if stage.get("stage") == "finetune":  # stage 1 done before the interruption
+        aae, diffusion = load_bundle(work / "stage1.safetensors")
+        diffusion.train()  # as the joint stage leaves it
+        joint_wall = stage["joint_wall_time_s"]
+    else:
+        aae, diffusion = _joint_stage(config, model_config, datamodule, work, progress, position)
+        joint_wall = time.perf_counter() - start
+        save_bundle(work / "stage1.safetensors", aae, diffusion)
+        folder.set_stage({"stage": "finetune", "joint_wall_time_s": joint_wall})
     aae.eval()
     latents = encode_dataset(aae, datamodule.train_data.images)
     val_latents = encode_dataset(aae, datamodule.val_data.images)
-    fit_diffusion(
-        diffusion,
-        latents,
-        val_latents,
-        config.accelerator,
-        log_dir=str(out / "finetune"),
-        progress=progress,
-    )
+    last = LastCheckpoint(work / "finetune")
+    position.enter(" of the fine-tune stage", last)
+    with quiet_resume():
+        fit_diffusion(
+            diffusion, latents, val_latents, config.accelerator, log_dir=str(work / "finetune"),
+            progress=progress, callbacks=[last, *_guards()],
+            ckpt_path=_existing(work / "finetune" / LAST_CHECKPOINT),
+        )  # fmt: skip
+    position.enter("after training (compass, bundle, figures)")
     compass_report = attach_compass(aae, datamodule, config.compass)
     wall = time.perf_counter() - start
-    save_bundle(out / "bundle.safetensors", aae, diffusion)
+    save_bundle(work / "bundle.safetensors", aae, diffusion)
     metrics = _run_metrics(config, aae, datamodule, model_config, wall)
     metrics["compass"] = compass_report
     metrics["joint_wall_time_s"] = joint_wall
-    metrics["config"]["diffusion"] = asdict(diffusion_config)
-    with atomic_path(out / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2))
-    aae_figures(aae, datamodule.test_data, out)
-    score_fig = score_training_figure(out / "metrics.csv", out / "finetune" / "metrics.csv")
-    for fig, name in [
-        (training_figure(out / "metrics.csv"), "training.png"),
-        (score_fig, "score_training.png"),
-        (samples_figure(aae, diffusion, seed), "samples.png"),
-    ]:
-        if fig is not None:
-            save_figure(fig, out / name)
+    metrics["config"]["diffusion"] = asdict(diffusion.config)
+    seed = config.train.seed
+    failed = draw_figures(
+        {
+            "reconstructions.png, latents.png, discriminator.png": lambda: aae_figures(
+                aae, datamodule.test_data, work
+            ),
+            "training.png": lambda: _save(training_figure(work / "metrics.csv"), work, "training"),
+            "score_training.png": lambda: _save(
+                score_training_figure(work / "metrics.csv", work / "finetune" / "metrics.csv"),
+                work,
+                "score_training",
+            ),  # fmt: skip
+            "samples.png": lambda: _save(samples_figure(aae, diffusion, seed), work, "samples"),
+        }
+    )
+    _finish(folder, work, metrics, failed)
     return (aae, diffusion), metrics
 
 
-@torch.no_grad()
-def samples_figure(aae: AAE, diffusion: LatentDiffusion, seed: int, n: int = 64) -> Figure:
-    """Decoded prior samples G(z), z ~ p(z), beside decoded latent-diffusion samples."""
-    g = torch.Generator(aae.device).manual_seed(seed)
-    prior = aae.decode(aae.prior.sample(n, generator=g)).cpu()
-    model = diffusion.sample_images(aae, n, sampler="ode", seed=seed).cpu()
-    return image_grids({"z ~ p(z) (AAE prior)": prior, "z ~ latent diffusion (ODE)": model})
+def resume_run(out: str | Path, progress: bool = True) -> tuple[Any, dict[str, Any]]:
+    """Continue the interrupted run of folder ``out`` (``out.partial``) with its stored config,
+    from its last completed epoch; returns what :func:`train_aae_run` or
+    :func:`train_joint_run` returns."""
+    folder = RunFolder(out)
+    record = folder.record()
+    config = replace(
+        run_config_from_dict(record.get("kind"), record["config"]), out_dir=str(folder.out)
+    )
+    run = train_joint_run if record["kind"] == "joint" else train_aae_run
+    return run(config, progress, resume=True, options=record.get("options"))

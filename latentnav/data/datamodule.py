@@ -6,12 +6,38 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from latentnav.data.images import ImageData
 from latentnav.data.sources import dataset_splits, load_dataset
 
-__all__ = ["ImageDataModule"]
+__all__ = ["ImageDataModule", "EpochShuffle"]
+
+
+class EpochShuffle(Sampler[int]):
+    """A permutation of ``range(n)`` that is a function of ``(seed, epoch)`` only.
+
+    Lightning calls ``set_epoch`` before every epoch, so epoch k's order does not depend on how
+    many epochs this process has run: a run resumed at epoch k draws the batches the
+    uninterrupted run drew. (It replaces ``DataLoader(shuffle=True, generator=seeded)``, whose
+    order depended on the epochs drawn before; the orders differ from those of older runs.)
+    """
+
+    def __init__(self, n: int, seed: int = 0):
+        if not (isinstance(n, int) and n >= 0):
+            raise ValueError(f"n must be an int ≥ 0, got {n!r}")
+        self.n, self.seed, self.epoch = n, int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        # one seed per (seed, epoch) pair, distinct for epochs < 2**20, below torch's 2**64 limit
+        g = torch.Generator().manual_seed((self.seed * 2**20 + self.epoch) % 2**63)
+        return iter(torch.randperm(self.n, generator=g).tolist())
 
 
 def _collate(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -105,8 +131,7 @@ class ImageDataModule(L.LightningDataModule):
         return DataLoader(
             TensorDataset(data.images, data.labels),
             batch_size=self.batch_size,
-            shuffle=shuffle,
-            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
+            sampler=EpochShuffle(len(data), self.seed) if shuffle else None,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             collate_fn=_collate,

@@ -24,6 +24,7 @@ from latentnav.training.distributed import (
     local_share,
     parameters_of,
 )
+from latentnav.training.resume import generator_state, restore_generator
 from latentnav.training.trainer import make_trainer
 
 __all__ = [
@@ -101,6 +102,8 @@ def r1_penalty(logit_real: torch.Tensor, z_real: torch.Tensor) -> torch.Tensor:
 class AAETraining(L.LightningModule):
     """Holds an :class:`AAE` and runs the three phases per step; batches are ``(x, y)``."""
 
+    phases = ("recon", "d_loss", "g_loss")  # the losses of a step, in backward order
+
     def __init__(self, aae: AAE, config: TrainConfig | None = None):
         super().__init__()
         self.aae = aae
@@ -108,6 +111,12 @@ class AAETraining(L.LightningModule):
         self.automatic_optimization = False
         self._generator: torch.Generator | None = None
         self._val_latents: list[torch.Tensor] = []
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["generators"] = {"prior": generator_state(self._generator)}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._generator = restore_generator(checkpoint.get("generators", {}).get("prior"))
 
     def _prior_sample(self, n: int) -> torch.Tensor:
         """This process's n rows of the global batch's prior samples (``distributed``)."""
@@ -230,14 +239,19 @@ def fit_aae(
     devices: int = 1,
     num_nodes: int = 1,
     strategy: str = "auto",
+    callbacks: list[L.Callback] | None = None,
+    ckpt_path: str | None = None,
 ) -> dict[str, float]:
     """Train ``aae`` in place with Lightning; returns the last logged metrics as floats.
     ``devices``, ``num_nodes``, ``strategy``: see :func:`make_trainer` (``config.batch_size`` is
-    per device)."""
+    per device). ``ckpt_path``: resume from a :class:`latentnav.training.resume.LastCheckpoint`
+    checkpoint (read with ``weights_only=True``)."""
     config = config or TrainConfig()
     trainer = make_trainer(
-        config.epochs, accelerator, log_dir, progress, devices, num_nodes, strategy
-    )
-    trainer.fit(AAETraining(aae, config), datamodule=datamodule)
+        config.epochs, accelerator, log_dir, progress, devices, num_nodes, strategy,
+        callbacks=callbacks,
+    )  # fmt: skip
+    module = AAETraining(aae, config)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     aae.eval()
     return {k: float(v) for k, v in trainer.callback_metrics.items()}

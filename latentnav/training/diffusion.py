@@ -9,6 +9,8 @@ import lightning as L
 import torch
 
 from latentnav._checks import check_latents
+from latentnav.data.datamodule import EpochShuffle
+from latentnav.training.resume import generator_state, restore_generator
 from latentnav.training.trainer import device_generator, make_trainer
 
 if TYPE_CHECKING:
@@ -22,10 +24,18 @@ class DiffusionTraining(L.LightningModule):
     (DESIGN.md §4): Adam with a cosine schedule, EMA after every batch, the held-out loss on
     fixed noise per batch index."""
 
+    phases = ("score",)
+
     def __init__(self, diffusion: LatentDiffusion):
         super().__init__()
         self.diffusion = diffusion
         self._generator: torch.Generator | None = None
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["generators"] = {"noise": generator_state(self._generator)}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._generator = restore_generator(checkpoint.get("generators", {}).get("noise"))
 
     def configure_optimizers(self):
         c = self.diffusion.config
@@ -58,16 +68,17 @@ def fit_diffusion(
     log_dir: str | None = None,
     progress: bool = True,
     epochs: int | None = None,
+    callbacks: list[L.Callback] | None = None,
+    ckpt_path: str | None = None,
 ) -> dict[str, float]:
-    """Train ``model`` in place on fixed latents ``(N, d)`` (e.g. a frozen encoder's)."""
+    """Train ``model`` in place on fixed latents ``(N, d)`` (e.g. a frozen encoder's);
+    ``ckpt_path``: resume from a :class:`latentnav.training.resume.LastCheckpoint` checkpoint."""
     check_latents(latents, model.latent_dim, "latents")
     c = model.config
-    g = torch.Generator().manual_seed(c.seed)
     loader = torch.utils.data.DataLoader(
         torch.utils.data.TensorDataset(latents.detach().cpu()),
         batch_size=c.batch_size,
-        shuffle=True,
-        generator=g,
+        sampler=EpochShuffle(len(latents), c.seed),  # order a function of (seed, epoch)
         drop_last=len(latents) > c.batch_size,
     )
     val = None
@@ -77,8 +88,9 @@ def fit_diffusion(
             torch.utils.data.TensorDataset(val_latents.detach().cpu()), batch_size=4096
         )
     trainer = make_trainer(
-        epochs or c.epochs, accelerator, log_dir, progress, gradient_clip_val=c.grad_clip or None
-    )
-    trainer.fit(DiffusionTraining(model), loader, val)
+        epochs or c.epochs, accelerator, log_dir, progress, gradient_clip_val=c.grad_clip or None,
+        callbacks=callbacks,
+    )  # fmt: skip
+    trainer.fit(DiffusionTraining(model), loader, val, ckpt_path=ckpt_path, weights_only=True)
     model.eval()
     return {k: float(v) for k, v in trainer.callback_metrics.items()}

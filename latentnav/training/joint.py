@@ -19,6 +19,7 @@ from latentnav.aae import AAE
 from latentnav.diffusion import LatentDiffusion
 from latentnav.training.aae import AAETraining, TrainConfig
 from latentnav.training.distributed import gather_batch
+from latentnav.training.resume import generator_state, restore_generator
 from latentnav.training.trainer import device_generator
 
 __all__ = ["JointTraining"]
@@ -27,11 +28,23 @@ __all__ = ["JointTraining"]
 class JointTraining(AAETraining):
     """:class:`AAETraining` plus a score-matching step per minibatch on detached latents."""
 
+    phases = (*AAETraining.phases, "score")
+
     def __init__(self, aae: AAE, diffusion: LatentDiffusion, config: TrainConfig | None = None):
         super().__init__(aae, config)
         self.diffusion = diffusion
         self._previous_val: torch.Tensor | None = None
         self._score_generator: torch.Generator | None = None
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["generators"]["score"] = generator_state(self._score_generator)
+        checkpoint["previous_val"] = self._previous_val  # the encoder drift's reference
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self._score_generator = restore_generator(checkpoint["generators"].get("score"))
+        self._previous_val = checkpoint.get("previous_val")
 
     def configure_optimizers(self):
         out = super().configure_optimizers()
