@@ -116,6 +116,7 @@ def _run_config(args: argparse.Namespace):
         prior=prior,
     )
     train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
+    parallel = {"devices": args.devices, "num_nodes": args.num_nodes, "strategy": args.strategy}
     compass = None
     if args.compass_steps > 0:
         from dataclasses import replace
@@ -127,7 +128,7 @@ def _run_config(args: argparse.Namespace):
     if args.command != "train":
         return RunConfig(
             data=args.data, out_dir=args.out, accelerator=args.accelerator, model=model,
-            train=train, compass=compass,
+            train=train, compass=compass, **parallel,
         )  # fmt: skip
     from latentnav.joint import default_diffusion_config
     from latentnav.runs import JointRunConfig
@@ -152,6 +153,7 @@ def _run_config(args: argparse.Namespace):
         train=train,
         compass=compass,
         diffusion=diffusion,
+        **parallel,
     )
 
 

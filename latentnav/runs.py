@@ -71,7 +71,9 @@ __all__ = [
 class RunConfig:
     """A training run; ``compass``: the compass refitted on the frozen encoder at the end and
     stored with the AAE (DESIGN.md §3), so ``Navigator(aae)`` works on the loaded checkpoint
-    (None: no compass)."""
+    (None: no compass). ``devices``, ``num_nodes``, ``strategy``: Lightning's data parallelism
+    (:func:`~latentnav.training.make_trainer`; the batch size is per device); only the process of
+    global rank 0 writes the run folder, the others train and return."""
 
     data: str = "mnist-embedded"
     out_dir: str = "latentnav-run"
@@ -79,6 +81,21 @@ class RunConfig:
     model: AAEConfig = field(default_factory=AAEConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     compass: CompassConfig | None = field(default_factory=CompassConfig)
+    devices: int = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+
+    def __post_init__(self) -> None:
+        from latentnav._validate import check_choice, check_int
+        from latentnav.training.trainer import STRATEGIES
+
+        check_int(self.devices, "devices", 1)
+        check_int(self.num_nodes, "num_nodes", 1)
+        check_choice(self.strategy, "strategy", STRATEGIES)
+
+    @property
+    def parallel(self) -> dict[str, Any]:
+        return {"devices": self.devices, "num_nodes": self.num_nodes, "strategy": self.strategy}
 
 
 def attach_compass(aae: AAE, datamodule, config: CompassConfig | None) -> dict[str, Any]:
@@ -171,6 +188,7 @@ def run_config_from_dict(kind: str, data: dict[str, Any]) -> RunConfig:
         "data": data["data"], "out_dir": data["out_dir"], "accelerator": data["accelerator"],
         "model": AAEConfig(**data["model"]), "train": TrainConfig(**data["train"]),
         "compass": compass,
+        **{k: data[k] for k in ("devices", "num_nodes", "strategy") if k in data},
     }  # fmt: skip
     if kind == "aae":
         return RunConfig(**common)
@@ -210,11 +228,20 @@ def train_aae_run(
             raise stopped(err, folder, position) from None
 
 
+def _rank_zero() -> bool:
+    """Is this the process of global rank 0 (the only one that writes the run folder)?"""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
 def _train_aae(config, progress, resume, overwrite, options, folder, position):
-    begin_run(folder, "aae", _plain(config), resume, overwrite)
+    writer = _rank_zero()
+    if writer:
+        begin_run(folder, "aae", _plain(config), resume, overwrite)
     datamodule, model_config = _setup(config)
     record = {"kind": "aae", "config": _plain(config), "options": options}
-    work = folder.staging if resume else folder.create(record)
+    work = folder.staging if resume or not writer else folder.create(record)
     aae = build_aae(model_config, config.train.seed)
     start = time.perf_counter()
     last = LastCheckpoint(work)
@@ -223,8 +250,10 @@ def _train_aae(config, progress, resume, overwrite, options, folder, position):
         fit_aae(
             aae, datamodule, config.train, config.accelerator, log_dir=str(work),
             progress=progress, callbacks=[last, *_guards()],
-            ckpt_path=_existing(work / LAST_CHECKPOINT),
+            ckpt_path=_existing(work / LAST_CHECKPOINT), **config.parallel,
         )  # fmt: skip
+    if not _rank_zero():
+        return aae, {}
     position.enter("after training (compass, checkpoint, figures)")
     compass_report = attach_compass(aae, datamodule, config.compass)
     wall = time.perf_counter() - start
@@ -294,8 +323,9 @@ def _joint_stage(config, model_config, datamodule, work, progress, position):
     last = LastCheckpoint(work)
     position.enter(" of the joint stage", last)
     trainer = make_trainer(
-        config.train.epochs, config.accelerator, str(work), progress, callbacks=[last, *_guards()]
-    )
+        config.train.epochs, config.accelerator, str(work), progress, **config.parallel,
+        callbacks=[last, *_guards()],
+    )  # fmt: skip
     with quiet_resume():
         trainer.fit(
             JointTraining(aae, diffusion, config.train), datamodule=datamodule,
@@ -308,10 +338,12 @@ def _train_joint(config, progress, resume, overwrite, options, folder, position)
     from latentnav.joint import encode_dataset, load_bundle, save_bundle
     from latentnav.training import fit_diffusion
 
-    begin_run(folder, "joint", _plain(config), resume, overwrite)
+    writer = _rank_zero()
+    if writer:
+        begin_run(folder, "joint", _plain(config), resume, overwrite)
     datamodule, model_config = _setup(config)
     record = {"kind": "joint", "config": _plain(config), "options": options}
-    work = folder.staging if resume else folder.create(record)
+    work = folder.staging if resume or not writer else folder.create(record)
     stage = folder.stage()
     start = time.perf_counter()
     if stage.get("stage") == "finetune":  # stage 1 done before the interruption
@@ -320,6 +352,8 @@ def _train_joint(config, progress, resume, overwrite, options, folder, position)
         joint_wall = stage["joint_wall_time_s"]
     else:
         aae, diffusion = _joint_stage(config, model_config, datamodule, work, progress, position)
+        if not _rank_zero():  # the fine-tune (one device) and the outputs are rank 0's
+            return (aae, diffusion), {}
         joint_wall = time.perf_counter() - start
         save_bundle(work / "stage1.safetensors", aae, diffusion)
         folder.set_stage({"stage": "finetune", "joint_wall_time_s": joint_wall})

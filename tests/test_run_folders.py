@@ -142,3 +142,21 @@ def test_stopped_before_the_first_checkpoint_resumes_from_scratch(tmp_path, monk
     resumed, _ = resume_run(out, progress=False)
     for a, b in zip(reference.state_dict().values(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize(("field", "value"), [("devices", 0), ("num_nodes", -1), ("strategy", "x")])
+def test_run_config_checks_its_parallel_settings(field, value):
+    from latentnav.runs import RunConfig
+
+    with pytest.raises(ValueError, match=field):
+        RunConfig(**{field: value})
+
+
+def test_parallel_settings_round_trip_through_the_stored_config():
+    from dataclasses import asdict
+
+    from latentnav.runs import RunConfig, run_config_from_dict
+
+    config = RunConfig(devices=2, num_nodes=1, strategy="ddp")
+    again = run_config_from_dict("aae", json.loads(json.dumps(asdict(config))))
+    assert again.parallel == {"devices": 2, "num_nodes": 1, "strategy": "ddp"}
