@@ -98,10 +98,11 @@ def path_scales(
     )
 
 
-# Dimensionless weights: §6.5's λ = 30, γ = 300, μ = 0.3 in the scales of the MNIST d = 8 AAE of
-# RESULTS §3 (S₀, σ_q, c₀ measured by `experiments/probe_path_scales.py`).
+# Dimensionless weights: §6.5's λ = 30, γ = 300, μ = 0.3 in the scales of an MNIST d = 8 AAE
+# (`latentnav train --latent-dim 8`, RESULTS §6.10: S₀ = 282.2, σ_q = 1.830, c₀ = 0.1045, measured
+# by `experiments/probe_path_scales.py --scales-only`): λ′ = 30 σ_q / S₀, γ′ = 300 c₀ / S₀.
 SCALE_FREE: dict[str, float] = {"jump_weight": 0.3, "jump_power": 16.0,
-                                "density_weight": 1.0, "cycle_weight": 1.0}  # fmt: skip
+                                "density_weight": 0.195, "cycle_weight": 0.111}  # fmt: skip
 
 
 def scale_free(aae: nn.Module, compass: nn.Module, scales: PathScales, **overrides: Any) -> Energy:
