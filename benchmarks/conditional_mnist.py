@@ -195,8 +195,8 @@ def main() -> None:
         x, info = draw(kind, name, scale, sampling)
         row_labels = labels[:n] if kind == "real" else wanted
         values = metrics(x, row_labels, ref, real_f, test, args)
-        if kind == "unconditional":  # no requested class: accuracy and CAS are not defined
-            values.pop("accuracy"), values.pop("cas")
+        if kind == "unconditional":  # no requested class: no accuracy, class-wise FID or CAS
+            values.pop("accuracy"), values.pop("class_fid"), values.pop("cas")
         results["rows"][row] = {**values, **info, "seconds": time.perf_counter() - start}
         cells = [f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in
                  results["rows"][row].items()]  # fmt: skip
