@@ -125,18 +125,34 @@ class LatentDiffusion(nn.Module):
         ema: bool = True,
         y: torch.Tensor | None = None,
         score_fn: ScoreFn | None = None,
+        condition: object = None,
+        guidance: nn.Module | None = None,
+        scale: float = 1.0,
+        conditional=None,
         **kwargs,
     ) -> SampleResult:
         """n latents from the model (``sampler`` and its options as in :func:`sampling.sample`:
         ``steps``, ``callback``, ``progress``, …). ``score_fn`` replaces the model's own score
         (default: its EMA network, class ``y``), e.g. a guided score wrapping
         ``self.score_fn()``. The default, the adaptive probability-flow ODE, gave the best FID
-        at the fewest NFE on MNIST d = 8 and 16 (benchmarks/RESULTS.md §7)."""
+        at the fewest NFE on MNIST d = 8 and 16 (benchmarks/RESULTS.md §7). ``condition`` (a
+        label, labels (n,), …) samples p(z | condition) (DESIGN.md §6) through
+        :mod:`latentnav.conditional.sampling`: guided by the noisy classifier ``guidance`` at
+        α = ``scale``, or by a ``conditional`` model (e.g. an ``EstimatorModel``)."""
         if not (isinstance(n, int) and n >= 1):
             raise ValueError(f"n must be an int ≥ 1, got {n!r}")
+        if condition is None and (guidance is not None or conditional is not None):
+            raise ValueError("guidance= and conditional= need condition= (a label or labels (n,))")
+        if condition is not None and y is not None:
+            raise ValueError("pass the class as condition= or y=, not both")
         with evaluating(self):
             g = torch.Generator(self.device).manual_seed(seed)
             fn = score_fn if score_fn is not None else self.score_fn(ema, y)
+            if condition is not None:
+                from latentnav.conditional.sampling import for_diffusion
+
+                model = for_diffusion(self, fn, guidance, scale, conditional)
+                return model.sample(n, condition, sampler, generator=g, **kwargs)
             shape = (n, self.latent_dim)
             return sample(fn, self.sde, shape, sampler, generator=g, device=self.device, **kwargs)
 
@@ -177,7 +193,8 @@ class LatentDiffusion(nn.Module):
 
     @torch.no_grad()
     def sample_images(self, aae, n: int, batch_size: int = 10_000, **kwargs) -> torch.Tensor:
-        """Decoded samples G(z), z ~ model: (n, C, H, W); ``kwargs`` go to :meth:`sample`."""
+        """Decoded samples G(z), z ~ model: (n, C, H, W); ``kwargs`` go to :meth:`sample`
+        (``condition=``, ``guidance=``, ``scale=`` for class-conditional samples)."""
         z = self.sample(n, **kwargs).z
         return torch.cat([aae.decode(z[i : i + batch_size]) for i in range(0, n, batch_size)])
 

@@ -10,6 +10,7 @@ import torch
 
 from latentnav.aae import AAE, AAEConfig
 from latentnav.diffusion import DiffusionConfig, LatentDiffusion
+from latentnav.latent_classifier import LatentClassifier
 from latentnav.navigation import METHODS, LatentPath, Navigator, make_method
 from latentnav.networks import LatentDiscriminator
 from latentnav.score_net import ScoreNetConfig
@@ -42,6 +43,7 @@ OPTIONS = {
     "ode": {"steps": T, "rtol": 1e-6, "atol": 1e-6},
     "score": {"steps": T, "corrections": 2},
     "sde": {"steps": T, "substeps": 4},  # noise drawn per batch, like stepwise's Langevin noise
+    "class": {"steps": T, "iterations": 4},
 }
 RECORDS = {  # name → per point (True) or per pair (False)
     "lerp": {},
@@ -51,10 +53,12 @@ RECORDS = {  # name → per point (True) or per pair (False)
     "ode": {},
     "score": {"correction": True},
     "sde": {"correction": True},
+    "class": {"energy": False, "iterations": False, "log_p": True, "in_class": True},
 }
-CALLS = {"lerp": T, "slerp": T, "stepwise": T, "optimizer": 4, "ode": 1, "score": T, "sde": T}
+CALLS = {"lerp": T, "slerp": T, "stepwise": T, "optimizer": 4, "ode": 1, "score": T, "sde": T,
+         "class": 4}  # fmt: skip
 BATCH_TOLERANCE = {"lerp": 0.0, "slerp": 0.0, "stepwise": 1e-5, "optimizer": 1e-5, "ode": 1e-4,
-                   "score": 1e-5, "sde": None}  # fmt: skip
+                   "score": 1e-5, "sde": None, "class": 1e-5}  # fmt: skip
 DIFFUSION = ("ode", "score", "sde")
 
 
@@ -62,6 +66,9 @@ def method(name, aae, diffusion):
     options = dict(OPTIONS[name])
     if name in DIFFUSION:
         options["diffusion"] = diffusion
+    if name == "class":  # a latent classifier, seeded: every call builds the same one
+        torch.manual_seed(2)
+        options["classifier"] = LatentClassifier(D, 3, hidden=(16,))
     return make_method(name, aae, **options)
 
 

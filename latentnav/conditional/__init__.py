@@ -1,5 +1,6 @@
 """Conditional latent generation (DESIGN.md §6): measurement operators, conditional score
-estimators (CDE, CDiffE, CMDE, VS-CMDE), DLSM classifier guidance, and Gaussian-class oracles."""
+estimators (CDE, CDiffE, CMDE, VS-CMDE), DLSM classifier guidance, Gaussian-class oracles, and
+one sampling API for all of them (``model.sample(n, condition, method)``, :mod:`.sampling`)."""
 
 from latentnav.conditional.condition import as_condition, check_condition, check_labels, one_hot
 from latentnav.conditional.dlsm import (
@@ -31,7 +32,15 @@ from latentnav.conditional.operators import (
     SquareHole,
     make_operator,
 )
-from latentnav.conditional.oracle import GaussianClasses, score_error_by_time
+from latentnav.conditional.oracle import GaussianClasses, OracleClassifier, score_error_by_time
+from latentnav.conditional.sampling import (
+    ClassifierGuidance,
+    ConditionalModel,
+    EstimatorModel,
+    Measurement,
+    OracleModel,
+    class_labels,
+)
 
 __all__ = [
     "CDE",
@@ -54,6 +63,13 @@ __all__ = [
     "CLASSIFIER_LOSSES",
     "classifier_guided_score",
     "GaussianClasses",
+    "OracleClassifier",
+    "ConditionalModel",
+    "EstimatorModel",
+    "ClassifierGuidance",
+    "OracleModel",
+    "Measurement",
+    "class_labels",
     "score_error_by_time",
     "Operator",
     "RandomMask",

@@ -3,7 +3,7 @@
     loss(net, z0, y, generator) → scalar       z0: (B, d), y: (B, k) or labels (B,) in [0, k)
     score(net, y, generator)    → score_fn(z: (B, d), t: (B,)) → (B, d), ≈ ∇_z log p_t(z | y),
                                   y one label, (1, k) or (B, k) (broadcast over the batch)
-    make_net(latent_dim)        → a NoiseNet of the right shape
+    make_net(latent_dim)        → a NoiseNet of the right shape; latent_dim(net) → d
 
 With ξ ~ N(0, I), x_t = m(t) ⊙ x_0 + s(t) ⊙ ξ per dimension and ε_θ the network's noise estimate
 (score −ε_θ / s):
@@ -72,6 +72,10 @@ class Estimator:
     def make_net(self, latent_dim: int, **kw) -> NoiseNet:
         raise NotImplementedError
 
+    def latent_dim(self, net: NoiseNet) -> int:
+        """d of the latents ``net`` (made by :meth:`make_net`) scores."""
+        return net.config.dim
+
     def loss(self, net, z0, y, generator=None) -> torch.Tensor:
         raise NotImplementedError
 
@@ -130,6 +134,9 @@ class CMDE(Estimator):
 
     def make_net(self, latent_dim: int, **kw) -> NoiseNet:
         return NoiseNet(NoiseNetConfig(latent_dim + self.cond_dim, 0, **kw))
+
+    def latent_dim(self, net: NoiseNet) -> int:
+        return net.config.dim - self.cond_dim
 
     def _marginal(self, t: torch.Tensor, d: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-dimension m(t), s(t) of the joint state: (B, d + k) each."""

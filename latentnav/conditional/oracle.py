@@ -17,12 +17,13 @@ import math
 from collections.abc import Callable
 
 import torch
+from torch import nn
 
 from latentnav._checks import check_latents
 from latentnav.conditional.condition import check_labels
 from latentnav.sde import SDE
 
-__all__ = ["GaussianClasses", "score_error_by_time"]
+__all__ = ["GaussianClasses", "OracleClassifier", "score_error_by_time"]
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -90,6 +91,23 @@ class GaussianClasses:
         log_joint, diff, var = self._log_joint(sde, z, t)
         r = torch.softmax(log_joint, dim=1)
         return -(r[..., None] * diff / var[..., None]).sum(1)
+
+
+class OracleClassifier(nn.Module):
+    """The exact noise-conditional classifier of Gaussian classes: ``forward(z: (B, d), t: (B,))``
+    → logits log w_k + log p_t(z | k) (B, K), so softmax = p_t(k | z); ``config`` as a
+    :class:`~latentnav.conditional.dlsm.NoisyClassifier`'s, for guidance and navigation."""
+
+    def __init__(self, oracle: GaussianClasses, sde: SDE):
+        from latentnav.conditional.dlsm import ClassifierConfig
+
+        super().__init__()
+        self.oracle, self.sde = oracle, sde
+        self.config = ClassifierConfig(oracle.dim, oracle.num_classes)
+
+    def forward(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        check_latents(z, self.oracle.dim, "z")
+        return self.oracle._log_joint(self.sde, z, t)[0]
 
 
 def score_error_by_time(

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from latentnav.navigation import conditional as _conditional  # noqa: F401 (registers "class")
 from latentnav.navigation import diffusion_methods as _diffusion_methods  # noqa: F401 (score, sde)
 from latentnav.navigation import ode as _ode  # noqa: F401  (registers "ode")
 from latentnav.navigation.compasses import DensityCompass, DiscriminatorCompass
