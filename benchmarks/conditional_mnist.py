@@ -17,7 +17,7 @@ flattened measurement y = A(x), 5 samples per test image, beside encoding A⁺ y
     python benchmarks/conditional_mnist.py --threads 1 --mnist ../../shared/data/mnist.npz \
         --bundle /work/runs/joint_d8/bundle.safetensors --out benchmarks/out/inverse_d8 \
         --inverse random_mask
-    python benchmarks/conditional_mnist.py --smoke --bundle B --mnist M --out /tmp/cond_smoke
+    python benchmarks/conditional_mnist.py --smoke       # tiny untrained models, seconds
 
 Measured (bundle joint_d8, n = 2000, width 128; defaults 4000 / 2000 steps, then --steps 20000
 --classifier-steps 10000): reference accuracy CDE 0.837 → 0.901, DLSM 0.864 → 0.883, CE-only
@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 import torch
-from evaluation_baselines import MNIST, decode
+from common import decode, load_splits, reference, tiny_aae, tiny_diffusion
 from torch import nn
 
 from latentnav.checkpoint import atomic_path
@@ -53,9 +53,8 @@ from latentnav.conditional import (
     make_operator,
     one_hot,
 )
-from latentnav.data import load_mnist
 from latentnav.joint import encode_dataset, load_bundle
-from latentnav.metrics import fid, precision_recall, reference_classifier
+from latentnav.metrics import fid, precision_recall
 from latentnav.metrics.samples import classifier_accuracy, psnr, ssim
 from latentnav.sde import VPSDE
 
@@ -120,10 +119,11 @@ def metrics(x, labels, ref, real_f, test, args) -> dict:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--bundle", required=True)
-    p.add_argument("--mnist", default=str(MNIST))
+    p.add_argument("--bundle", help="bundle of `latentnav train` (required unless --smoke)")
+    p.add_argument("--data", "--mnist", dest="data", default=None,
+                   help="MNIST .npz (default: see benchmarks/common.py)")  # fmt: skip
     p.add_argument("--n", type=int, default=2000, help="samples per row (n / 10 per class)")
     p.add_argument("--rows", nargs="*", default=list(ROWS), help="subset of the rows")
     p.add_argument("--steps", type=int, default=4000, help="training steps per estimator")
@@ -139,24 +139,26 @@ def main() -> None:
     p.add_argument("--inputs", type=int, default=200, help="test images per inverse problem")
     p.add_argument("--smoke", action="store_true", help="tiny sizes: checks the script runs")
     p.add_argument("--out", required=True)
-    args = p.parse_args()
+    args = p.parse_args(argv)
+    table = dict(ROWS)
     if args.smoke:
         args.n, args.steps, args.classifier_steps = 200, 30, 30
         args.cas_epochs, args.width = 1, 32
-        ROWS.update({k: (*v[:3], ("em", {"steps": 10})) for k, v in ROWS.items() if v[3]})
+        table.update({k: (*v[:3], ("em", {"steps": 10})) for k, v in ROWS.items() if v[3]})
         args.inputs = 20
+    elif not args.bundle:
+        p.error("--bundle is required (or --smoke)")
     torch.set_num_threads(args.threads)
-    unknown = set(args.rows) - set(ROWS)
+    unknown = set(args.rows) - set(table)
     if unknown:
         raise SystemExit(f"unknown rows {sorted(unknown)}; known: {list(ROWS)}")
-    aae, diffusion = load_bundle(args.bundle)
-    train, test = load_mnist(args.mnist, "train"), load_mnist(args.mnist, "test")
     if args.smoke:
-        train_idx = torch.randperm(len(train.images), generator=torch.Generator().manual_seed(0))
-        images, labels = train.images[train_idx[:5000]], train.labels[train_idx[:5000]]
+        aae, diffusion = tiny_aae(4), tiny_diffusion(4)
     else:
-        images, labels = train.images, train.labels
-    ref = reference_classifier(train.images, train.labels)
+        aae, diffusion = load_bundle(args.bundle)
+    train, test = load_splits(args)
+    images, labels = train.images, train.labels
+    ref = reference(train, args.smoke)
     real_f = ref.features(test.images)
     z0 = encode_dataset(aae, images)
     d, sde = aae.latent_dim, diffusion.sde
@@ -198,7 +200,7 @@ def main() -> None:
         return decode(aae, r.z).clamp(0, 1), {**info, "nfe": r.nfe, "sampler": sampler}
 
     for row in args.rows:
-        kind, name, scale, sampling = ROWS[row]
+        kind, name, scale, sampling = table[row]
         start = time.perf_counter()
         x, info = draw(kind, name, scale, sampling)
         row_labels = labels[:n] if kind == "real" else wanted

@@ -252,6 +252,17 @@ def test_memory_scaling(isolated, tmp_path):
     assert all(r["finite"] for r in rows)
 
 
+def test_conditional_mnist(isolated, tmp_path):
+    rows = ["unconditional", "CDE", "DLSM α=1"]
+    table = load(run("conditional_mnist", tmp_path, "--rows", *rows) / "conditional.json")
+    assert list(table["rows"]) == rows
+    assert 0 <= table["rows"]["CDE"]["accuracy"] <= 1 and "accuracy" not in table["rows"][rows[0]]
+    assert finite(*(r["fid"] for r in table["rows"].values()))
+    inverse = load(run("conditional_mnist", tmp_path, "--inverse", "random_mask") / "inverse.json")
+    assert finite(*(v for r in inverse["rows"].values() for v in r.values()
+                    if isinstance(v, float)))  # fmt: skip
+
+
 def test_every_script_has_a_smoke():
     """Each script in benchmarks/ (but common.py) is exercised above."""
     tested = {name.removeprefix("test_") for name in globals() if name.startswith("test_")}
