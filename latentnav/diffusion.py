@@ -21,7 +21,7 @@ from latentnav._modules import evaluating
 from latentnav.checkpoint import build_checked, save_tensors
 from latentnav.likelihood import LikelihoodResult, log_likelihood
 from latentnav.losses import LOSSES, score_matching_loss
-from latentnav.sampling import SampleResult, ScoreFn, probability_flow, sample
+from latentnav.sampling import SampleResult, ScoreFn, probability_flow, sample, sample_chunked
 from latentnav.score_net import ScoreNet, ScoreNetConfig
 from latentnav.sde import SDEConfig, make_sde
 
@@ -129,6 +129,7 @@ class LatentDiffusion(nn.Module):
         guidance: nn.Module | None = None,
         scale: float = 1.0,
         conditional=None,
+        chunk_size: int | None = None,
         **kwargs,
     ) -> SampleResult:
         """n latents from the model (``sampler`` and its options as in :func:`sampling.sample`:
@@ -138,13 +139,18 @@ class LatentDiffusion(nn.Module):
         at the fewest NFE on MNIST d = 8 and 16 (benchmarks/RESULTS.md §7). ``condition`` (a
         label, labels (n,), …) samples p(z | condition) (DESIGN.md §6) through
         :mod:`latentnav.conditional.sampling`: guided by the noisy classifier ``guidance`` at
-        α = ``scale``, or by a ``conditional`` model (e.g. an ``EstimatorModel``)."""
+        α = ``scale``, or by a ``conditional`` model (e.g. an ``EstimatorModel``).
+        ``chunk_size``: stream the n samples in chunks of that many, with the prior draw and the
+        noise per sample index (:func:`sampling.sample_chunked`; memory bounded by the chunk,
+        other numbers than the unchunked default for the same seed)."""
         if not (isinstance(n, int) and n >= 1):
             raise ValueError(f"n must be an int ≥ 1, got {n!r}")
         if condition is None and (guidance is not None or conditional is not None):
             raise ValueError("guidance= and conditional= need condition= (a label or labels (n,))")
         if condition is not None and y is not None:
             raise ValueError("pass the class as condition= or y=, not both")
+        if condition is not None and chunk_size is not None:
+            raise ValueError("chunk_size= streams unconditional sampling; pass condition= alone")
         with evaluating(self):
             g = torch.Generator(self.device).manual_seed(seed)
             fn = score_fn if score_fn is not None else self.score_fn(ema, y)
@@ -154,6 +160,11 @@ class LatentDiffusion(nn.Module):
                 model = for_diffusion(self, fn, guidance, scale, conditional)
                 return model.sample(n, condition, sampler, generator=g, **kwargs)
             shape = (n, self.latent_dim)
+            if chunk_size is not None:
+                return sample_chunked(
+                    fn, self.sde, shape, sampler, seed=seed, chunk_size=chunk_size,
+                    device=self.device, **kwargs,
+                )  # fmt: skip
             return sample(fn, self.sde, shape, sampler, generator=g, device=self.device, **kwargs)
 
     @torch.no_grad()

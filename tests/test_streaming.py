@@ -266,3 +266,17 @@ def test_sde_projection_is_chunk_free_and_prefix_stable(aae):
     # Chunks draw other noise than each other: pairs 0 and 3 with equal endpoints differ.
     same = nav.path(a[:1].repeat(4, 1), b[:1].repeat(4, 1), chunk_size=3)
     assert not torch.allclose(same.z[0], same.z[3])
+
+
+def test_latent_diffusion_streams_its_samples_in_chunks():
+    from latentnav.diffusion import DiffusionConfig, LatentDiffusion
+    from latentnav.score_net import ScoreNetConfig
+
+    torch.manual_seed(2)
+    net = ScoreNetConfig(latent_dim=3, width=16, blocks=1, embed_dim=8)
+    model = LatentDiffusion(DiffusionConfig(net=net)).eval()
+    whole = model.sample(50, "em", seed=4, steps=10, chunk_size=50).z
+    assert torch.equal(model.sample(50, "em", seed=4, steps=10, chunk_size=7).z, whole)
+    assert whole.shape == (50, 3) and torch.isfinite(whole).all()
+    with pytest.raises(ValueError, match="chunk_size"):
+        model.sample(4, "em", condition=0, chunk_size=2)
