@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 
 from latentnav.navigation.methods import Method, check_steps, register_method
@@ -53,9 +54,16 @@ class ODEInterpolation(Method):
                 "ema": self.ema, **self.ode}  # fmt: skip
 
     def _path(self, z_a, z_b, callback):
-        z = self.diffusion.interpolate(
-            z_a, z_b, self.steps, self.t, self.interpolation, self.ema, **self.ode
-        )
+        try:
+            z = self.diffusion.interpolate(
+                z_a, z_b, self.steps, self.t, self.interpolation, self.ema, **self.ode
+            )
+        except AssertionError as err:  # torchdiffeq's step-size underflow, e.g. |z| ≈ 1e19
+            size = float(torch.maximum(z_a.abs().amax(), z_b.abs().amax()))
+            raise ValueError(
+                f"z_a, z_b: the probability-flow ODE could not integrate from these endpoints "
+                f"(largest entry {size:.3g}; {err}); the model's latents are of order 1"
+            ) from err
         if callback is not None:
             callback({"i": 0, "z": z})
         return LatentPath(z, {}, self.name, self.config())
