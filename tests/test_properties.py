@@ -135,13 +135,19 @@ def tiny_diffusion(d: int):
 
 CHEAP = {"lerp": {}, "slerp": {}, "stepwise": {"max_corrections": 2, "langevin_noise": 0.1}}
 COSTLY = {"optimizer": {"iterations": 2}, "ode": {"rtol": 1e-2, "atol": 1e-2},
-          "score": {"corrections": 1}, "sde": {"substeps": 2}}  # fmt: skip
+          "score": {"corrections": 1}, "sde": {"substeps": 2},
+          "class": {"iterations": 2}}  # fmt: skip
 
 
 def navigator(name: str, d: int, steps: int):
     options = {**CHEAP, **COSTLY}[name]
     if name in ("ode", "score", "sde"):
         options = {**options, "diffusion": tiny_diffusion(d)}
+    if name == "class":  # a seeded latent classifier (3 classes)
+        from latentnav.latent_classifier import LatentClassifier
+
+        torch.manual_seed(2)
+        options = {**options, "classifier": LatentClassifier(d, 3, hidden=(8,))}
     return make_method(name, tiny_aae(d), steps=steps, **options)
 
 
@@ -187,6 +193,7 @@ def test_costly_methods_return_finite_paths_or_name_the_argument(name, d, data):
 HUGE_FAILS = {
     "ode": "refused with a ValueError naming z_a, z_b: the ODE cannot integrate from |z| ≈ 1e19",
     "optimizer": "the energy record overflows to inf (the path itself stays finite)",
+    "class": "the energy record overflows to inf (the path itself stays finite)",
 }
 
 
