@@ -35,9 +35,8 @@ from latentnav.navigation.energy import (
     MaxJump,
     PathContext,
     Smoothness,
-    cycle_error,
-    log_q,
 )
+from latentnav.navigation.thresholds import encoded_statistics
 
 __all__ = ["PathScales", "path_scales", "scale_free", "SCALE_FREE"]
 
@@ -74,13 +73,9 @@ def path_scales(
     pairs of distinct images (seeded) give S₀ at ``steps`` = T."""
     if not isinstance(images, torch.Tensor) or images.ndim < 2 or len(images) < 2:
         raise ValueError(f"images must be a tensor (N ≥ 2, *image_shape), got {images!r:.80}")
-    device = next(aae.parameters()).device
     with evaluating(aae, compass):
-        z = torch.cat([aae.encoder(x.to(device)) for x in images.split(batch_size)])
-        lq = torch.cat([log_q(compass, aae.prior, part) for part in z.split(batch_size)])
-        cycle = torch.cat(
-            [cycle_error(aae.encoder, part, aae.decoder(part)) for part in z.split(batch_size)]
-        )
+        stats = encoded_statistics(aae, compass, images, batch_size)
+        z, lq, cycle = stats["z"], stats["log_q"], stats["cycle"]
         g = torch.Generator().manual_seed(seed)
         a = torch.randint(len(z), (pairs,), generator=g)
         b = (a + torch.randint(1, len(z), (pairs,), generator=g)) % len(z)  # never a == b
@@ -90,11 +85,11 @@ def path_scales(
                 for i, j in zip(a.split(64), b.split(64), strict=True)
             ]
         )
-    q = torch.quantile(lq.double().cpu(), torch.tensor([0.25, 0.75], dtype=torch.float64))
+    q = torch.quantile(lq, torch.tensor([0.25, 0.75], dtype=torch.float64))
     return PathScales(
         smoothness=float(energy.double().median()),
         log_q_spread=float((q[1] - q[0]) / 1.349),
-        cycle=float(cycle.double().median()),
+        cycle=float(cycle.median()),
     )
 
 

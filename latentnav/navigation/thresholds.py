@@ -12,7 +12,7 @@ from torch import nn
 
 from latentnav.navigation.energy import cycle_error, log_q
 
-__all__ = ["log_q_threshold", "cycle_threshold"]
+__all__ = ["log_q_threshold", "cycle_threshold", "encoded_statistics"]
 
 
 def _check_percentile(percentile: float) -> None:
@@ -21,6 +21,34 @@ def _check_percentile(percentile: float) -> None:
 
 
 @torch.no_grad()
+def encoded_statistics(
+    aae: nn.Module, compass: nn.Module | None, images: torch.Tensor, batch_size: int = 4096
+) -> dict[str, torch.Tensor]:
+    """One pass over ``images`` (N, *image_shape): ``z`` = E(x) (N, d) on the AAE's device,
+    ``cycle`` = ‖E(G(z)) − z‖² and (with a compass) ``log_q`` = log q(z), each (N,) float64 on
+    the CPU."""
+    device = next(aae.parameters()).device
+    parts: dict[str, list[torch.Tensor]] = {"z": [], "cycle": [], "log_q": []}
+    for x in images.split(batch_size):
+        z = aae.encoder(x.to(device))
+        parts["z"].append(z)
+        parts["cycle"].append(cycle_error(aae.encoder, z, aae.decoder(z)).double().cpu())
+        if compass is not None:
+            parts["log_q"].append(log_q(compass, aae.prior, z).double().cpu())
+    return {k: torch.cat(v) for k, v in parts.items() if v}
+
+
+@torch.no_grad()
+def _log_q_only(aae, compass, images, batch_size) -> torch.Tensor:
+    device = next(aae.parameters()).device
+    return torch.cat(
+        [
+            log_q(compass, aae.prior, aae.encoder(x.to(device))).double().cpu()
+            for x in images.split(batch_size)
+        ]
+    )
+
+
 def log_q_threshold(
     aae: nn.Module,
     compass: nn.Module,
@@ -31,26 +59,15 @@ def log_q_threshold(
     """The ``percentile``-th percentile of log q over encoded ``images`` (N, *image_shape): a
     hinge threshold τ below which only that share of real (encoded) data lies."""
     _check_percentile(percentile)
-    device = next(aae.parameters()).device
-    values = torch.cat(
-        [
-            log_q(compass, aae.prior, aae.encoder(x.to(device))).double()
-            for x in images.split(batch_size)
-        ]
-    )
-    return float(torch.quantile(values.cpu(), percentile / 100))
+    values = _log_q_only(aae, compass, images, batch_size)
+    return float(torch.quantile(values, percentile / 100))
 
 
-@torch.no_grad()
 def cycle_threshold(
     aae: nn.Module, images: torch.Tensor, percentile: float = 50.0, batch_size: int = 4096
 ) -> float:
-    """The ``percentile``-th percentile of ‖E(G(z)) − z‖², z = E(x), over ``images``: a cycle
-    tolerance κ that real (encoded) data meets that often."""
+    """The ``percentile``-th percentile of ‖E(G(z)) − z‖², z = E(x), over ``images``: a
+    cycle tolerance κ that real (encoded) data meets that often."""
     _check_percentile(percentile)
-    device = next(aae.parameters()).device
-    values = []
-    for x in images.split(batch_size):
-        z = aae.encoder(x.to(device))
-        values.append(cycle_error(aae.encoder, z, aae.decoder(z)).double().cpu())
-    return float(torch.quantile(torch.cat(values), percentile / 100))
+    values = encoded_statistics(aae, None, images, batch_size)["cycle"]
+    return float(torch.quantile(values, percentile / 100))
