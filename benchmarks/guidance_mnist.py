@@ -17,6 +17,7 @@ on the *test* reference (the 10 000 test images) with another sampling seed.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import time
@@ -138,37 +139,44 @@ def _joint_ablation(args, diffusion, disc, aae, train, row_of, chosen) -> dict:
     )
 
     real = encode_dataset(aae, train.images)
-    model = copy.deepcopy(diffusion)
-    fit = TimeDiscriminatorFitConfig(max_steps=20 if args.smoke else 2000)
     hidden = tuple(disc.config()["hidden"])
+    out = {"seeds": [], "rows": []}
+    for s in args.joint_seeds:  # seed 0: every seed at its default (the first measured run)
+        model = copy.deepcopy(diffusion)
+        model.config = dataclasses.replace(model.config, seed=model.config.seed + s)
+        fit = TimeDiscriminatorFitConfig(max_steps=20 if args.smoke else 2000, seed=s)
 
-    def fresh():
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            return TimeDiscriminator(aae.latent_dim, hidden=hidden)
+        def fresh(s=s):
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(s)
+                return TimeDiscriminator(aae.latent_dim, hidden=hidden)
 
-    joint_disc = fresh()
-    config = JointGuidanceConfig(rounds=args.joint_rounds, score_epochs=args.joint_epochs,
-                                 samples=min(10_000, len(real)), disc=fit)  # fmt: skip
-    start = time.perf_counter()
-    records = fit_guidance_jointly(model, joint_disc, real, config=config)
-    joint_seconds = time.perf_counter() - start
-    model.eval()
-    post_disc = fresh()
-    fake = model.sample(config.samples, "ode", seed=config.seed + 100).z
-    fit_time_discriminator(post_disc, model.sde, real, fake, fit)
-    out = {"rounds": records, "joint_seconds": joint_seconds, "rows": []}
-    for sampler, pick in chosen.items():
-        if pick is None:
-            continue
-        w = pick["weight"]
-        cases = [("unguided", post_disc, 0.0), ("joint", joint_disc.eval(), w),
-                 ("post hoc", post_disc.eval(), w)]  # fmt: skip
-        for name, d, weight in cases:
-            row = {"d_psi": name, **row_of(sampler, pick["schedule"], weight, args.seed, "dev",
-                                           model=model, d=d)}  # fmt: skip
-            out["rows"].append(row)
-            print("joint", json.dumps(row), flush=True)
+        joint_disc = fresh()
+        config = JointGuidanceConfig(rounds=args.joint_rounds, score_epochs=args.joint_epochs,
+                                     samples=min(10_000, len(real)), seed=100 * s,
+                                     disc=fit)  # fmt: skip
+        start = time.perf_counter()
+        records = fit_guidance_jointly(model, joint_disc, real, config=config)
+        joint_seconds = time.perf_counter() - start
+        model.eval()
+        post_disc = fresh()
+        fake = model.sample(config.samples, "ode", seed=config.seed + 100).z
+        post = fit_time_discriminator(post_disc, model.sde, real, fake, fit)
+        out["seeds"].append({"seed": s, "rounds": records, "joint_seconds": joint_seconds,
+                             "post_hoc_accuracy": post.heldout_accuracy})  # fmt: skip
+        print("joint seed", s, json.dumps(out["seeds"][-1]), flush=True)
+        for sampler, pick in chosen.items():
+            if pick is None:
+                continue
+            w = pick["weight"]
+            cases = [("unguided", post_disc, 0.0), ("joint", joint_disc.eval(), w),
+                     ("post hoc", post_disc.eval(), w)]  # fmt: skip
+            for name, d, weight in cases:
+                row = {"seed": s, "d_psi": name,
+                       **row_of(sampler, pick["schedule"], weight, args.seed, "dev", model=model,
+                                d=d)}  # fmt: skip
+                out["rows"].append(row)
+                print("joint", json.dumps(row), flush=True)
     return out
 
 
@@ -191,6 +199,8 @@ def main(argv: list[str] | None = None) -> dict:
         help="> 0: the post-hoc vs joint D_ψ ablation with that many rounds",
     )
     p.add_argument("--joint-epochs", type=int, default=5, help="score epochs per joint round")
+    p.add_argument("--joint-seeds", nargs="+", type=int, default=[0],
+                   help="seeds of the joint ablation (score training, D_ψ, fakes)")  # fmt: skip
     args = parse_args(p, argv)
     out = Path(args.out)
     steps = {**SAMPLER_STEPS, **({"em": 10, "pc": 20} if args.smoke else {})}

@@ -9,7 +9,10 @@ energy with fixed weights (``label_free``) against the same energy in the data's
 Variants: ``slerp``, ``label_free[,key=value...]``, ``scale_free[,key=value...]`` (keys of the
 presets: density_weight, cycle_weight, jump_weight, jump_power; and of the optimiser: it =
 iterations, lr, tol; coarse=T₀: optimise at T₀ first, subdivide each segment by SLERP to T = 32,
-then run ``it`` iterations). ``--pairs dev`` (default) tunes on
+then run ``it`` iterations; decay = lr_decay; init_t0=t, init_n=n: start from the path of
+``score,t0=t,corrections=n``). Any other method of the registry by name with its
+options (``score,t0=0.05,corrections=3``, ``sde,t0=0.1,substeps=20,guided=1``: the bundle's
+diffusion model, and ``--discriminator`` D_ψ when guided). ``--pairs dev`` (default) tunes on
 the dev pairs of path_optimizer_sweep.py; ``--pairs final`` the 1 000 evaluation pairs.
 """
 
@@ -26,23 +29,66 @@ from path_optimizer_sweep import pair_set
 from latentnav.aae import AAE
 from latentnav.data import load_mnist
 from latentnav.interpolation import interpolate
-from latentnav.metrics import ood_detector, reference_classifier
+from latentnav.metrics import ood_detector, reconstruction_floor, reference_classifier
 from latentnav.navigation import Navigator
 from latentnav.navigation.energy import label_free
 from latentnav.navigation.scales import path_scales, scale_free
 
 
-def load_model(path: str) -> AAE:
+def load_model(path: str) -> tuple[AAE, object]:
+    """(AAE, its latent diffusion model or None)."""
     if path.endswith("bundle.safetensors"):
         from latentnav.joint import load_bundle
 
-        return load_bundle(path)[0].eval()
-    return AAE.load(path).eval()
+        aae, diffusion = load_bundle(path)
+        return aae.eval(), diffusion.eval()
+    return AAE.load(path).eval(), None
 
 
-def parse(spec: str) -> tuple[str, dict[str, float]]:
+FLOAT_OPTIONS = {"t0", "step_size", "eps", "weight", "lr", "tol"}
+
+
+def method_options(kw: dict[str, float], diffusion, discriminator) -> dict:
+    """Probe options → a registry method's keywords (ints where the method wants ints)."""
+    out = {k: (v if k in FLOAT_OPTIONS or isinstance(v, str) else int(v))
+           for k, v in kw.items() if k != "guided"}  # fmt: skip
+    if kw.get("guided"):
+        out["discriminator"] = discriminator
+    return {**out, "diffusion": diffusion}
+
+
+def _value(v: str) -> float | str:
+    try:
+        return float(v)
+    except ValueError:
+        return v
+
+
+def parse(spec: str) -> tuple[str, dict[str, float | str]]:
     name, *items = spec.split(",")
-    return name, {k: float(v) for k, v in (item.split("=") for item in items)}
+    return name, {k: _value(v) for k, v in (item.split("=") for item in items)}
+
+
+class ScorePull:
+    """Probe term: w · Σ_{k=1}^{T−1} −⟨sg[s(t0)² s_θ(z_k, t0)], z_k⟩, whose gradient pulls each
+    interior point along the diffusion model's score (a Tweedie step per unit weight); the
+    value is a surrogate (only its gradient is the density's)."""
+
+    def __init__(self, diffusion, weight: float, t0: float):
+        self.diffusion, self.weight, self.t0 = diffusion, weight, t0
+
+    def __call__(self, context):
+        b, n, d = context.z.shape
+        inner = context.z[:, 1:-1].reshape(-1, d)
+        t = torch.full((len(inner),), self.t0, dtype=inner.dtype)
+        with torch.no_grad():
+            pull = self.diffusion.sde.marginal(t)[1].square()[:, None] * self.diffusion.score_fn(
+                True
+            )(inner, t)
+        return -self.weight * (pull * inner).sum(1).view(b, n - 2).sum(1)
+
+    def modules(self):
+        return [self.diffusion]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -54,10 +100,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--scale-images", type=int, default=10_000)
     p.add_argument("--scales-only", action="store_true")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--discriminator", help="D_ψ of `latentnav train-guidance` (guided=1)")
     p.add_argument("--json")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    aae = load_model(args.model)
+    aae, diffusion = load_model(args.model)
+    discriminator = None
+    if args.discriminator:
+        from latentnav.time_discriminator import TimeDiscriminator
+
+        discriminator = TimeDiscriminator.load(args.discriminator).eval()
     train, test = load_mnist(MNIST, "train"), load_mnist(MNIST, "test")
     start = time.perf_counter()
     scales = path_scales(aae, aae.compass, train.images[: args.scale_images])
@@ -70,19 +122,30 @@ def main(argv: list[str] | None = None) -> None:
     detector = ood_detector(
         reference_classifier(train.images, train.labels), train.images, test.images
     )
+    floor = reconstruction_floor(detector, aae.reconstruct, test.images)["union"]
+    print(f"floor (reconstructions of the test images): union OOD {floor:.4f}", flush=True)
     rows = {}
     for spec in args.variants:
         name, kw = parse(spec)
+        opt = {}
         if name == "slerp":
             nav = Navigator(aae, "slerp", steps=32)
-        opt = {k: kw.pop(k) for k in ("it", "lr", "tol", "coarse") if k in kw}
-        if name != "slerp":
+        elif name not in ("label_free", "scale_free"):
+            nav = Navigator(aae, name, steps=32, **method_options(kw, diffusion, discriminator))
+        else:
+            keys = ("it", "lr", "tol", "coarse", "decay", "init_t0", "init_n", "sw", "st0")
+            opt = {k: kw.pop(k) for k in keys if k in kw}
             if name == "label_free":
                 energy = label_free(aae, aae.compass, **kw)
             else:
                 energy = scale_free(aae, aae.compass, scales, **kw)
+            if "sw" in opt:  # sw=w, st0=t0: + ScorePull(w, t0)
+                from latentnav.navigation.energy import Energy
+
+                pull = ScorePull(diffusion, opt["sw"], opt.get("st0", 0.005))
+                energy = Energy(*energy.terms, pull)
             fields = {"iterations": int(opt.get("it", 100)), "lr": opt.get("lr", 0.05),
-                      "tol": opt.get("tol", 1e-4)}  # fmt: skip
+                      "tol": opt.get("tol", 1e-4), "lr_decay": opt.get("decay", 1.0)}  # fmt: skip
             nav = Navigator(aae, "optimizer", energy=energy, steps=32, **fields)
         start = time.perf_counter()
         if "coarse" in opt:
@@ -94,16 +157,23 @@ def main(argv: list[str] | None = None) -> None:
                 [interpolate(zc[:, k], zc[:, k + 1], sub)[:, :-1] for k in range(t0)]
                 + [zc[:, -1:]], 1)  # fmt: skip
             path = nav.method.from_start(start_path, za, zb)
+        elif "init_t0" in opt:  # start from the "score" method's path
+            init = Navigator(aae, "score", steps=32, diffusion=diffusion, t0=opt["init_t0"],
+                             corrections=int(opt.get("init_n", 30)))  # fmt: skip
+            path = nav.method.from_start(init.path(za, zb).z, za, zb)
         else:
             path = nav.path(za, zb)
         seconds = time.perf_counter() - start
         r = path.report(aae, detector=detector)
         rows[spec] = {"union OOD": r.ood_rate["union"], "step max": r.step_max,
                       "≤1 class change": r.at_most_one_change, "seconds": seconds}  # fmt: skip
+        if "iterations" in path.records:
+            rows[spec]["mean iterations"] = path.records["iterations"].float().mean().item()
         print(f"{spec:50s} " + "  ".join(f"{k} {v:.4f}" for k, v in rows[spec].items()), flush=True)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"d": aae.latent_dim, "scales": scales.to_dict(), "rows": rows}, f, indent=1)
+            record = {"d": aae.latent_dim, "scales": scales.to_dict(), "floor": floor, "rows": rows}
+            json.dump(record, f, indent=1)
 
 
 if __name__ == "__main__":
