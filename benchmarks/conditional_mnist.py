@@ -64,6 +64,7 @@ EM = ("em", {"steps": 200})  # the joint estimators' scores are random (y_t redr
 # row name → (kind, name, guidance scale α, (sampler, options)); "scaling" is CE-only with α > 1.
 ROWS = {
     "real (train images)": ("real", None, None, None),
+    "reconstructions": ("reconstruction", None, None, None),
     "unconditional": ("unconditional", None, None, ODE),
     "CDE": ("estimator", "cde", None, ODE),
     "CDiffE": ("estimator", "cdiffe", None, EM),
@@ -83,6 +84,15 @@ def make_estimator(name: str, sde):
         "cmde": lambda: CMDE(sde, K, sde_y=VPSDE(0.1, 1.0)),
         "vs-cmde": lambda: VSCMDE(sde, K, sigma_start=1.0, sigma_target=0.05, rate=0.01),
     }[name]()
+
+
+def per_class(labels: torch.Tensor, count: int) -> torch.Tensor:
+    """Indices of the first ``count`` items of each class, class 0 first: (K · count,)."""
+    picked = [torch.nonzero(labels == k).flatten()[:count] for k in range(K)]
+    short = [k for k, idx in enumerate(picked) if len(idx) < count]
+    if short:
+        raise ValueError(f"classes {short} have fewer than {count} training images")
+    return torch.cat(picked)
 
 
 def cas(images, labels, test, epochs: int, seed: int) -> float:
@@ -130,6 +140,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--classifier-steps", type=int, default=2000)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--width", type=int, default=128)
+    p.add_argument("--depth", type=int, default=3, help="hidden layers of estimators / classifiers")
+    p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (cosine decay)")
     p.add_argument("--cas-epochs", type=int, default=30)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
@@ -174,25 +186,28 @@ def main(argv: list[str] | None = None) -> None:
         info: dict = {}
         if kind == "real":
             return images[:n], {}
+        if kind == "reconstruction":  # G(E(x)): the ceiling of any model through this decoder
+            return decode(aae, z0[per_class(labels, n // K)]).clamp(0, 1), {}
         sampler, opts = sampling
         if kind == "unconditional":
             r = diffusion.sample(n, sampler, seed=args.seed + 1, **opts)
         elif kind == "estimator":
             est = make_estimator(name, sde)
             torch.manual_seed(args.seed)
-            net = est.make_net(d, width=args.width)
+            net = est.make_net(d, width=args.width, depth=args.depth)
             start = time.perf_counter()
             losses = fit_estimator(est, net, z0, one_hot(labels, K), steps=args.steps,
-                                   batch=args.batch, generator=g)  # fmt: skip
+                                   batch=args.batch, lr=args.lr, generator=g)  # fmt: skip
             info |= {"train_s": time.perf_counter() - start, "final_loss": losses[-1]}
             r = EstimatorModel(est, net).sample(n, wanted, sampler, generator=g, **opts)
         else:
             if name not in classifiers:
                 torch.manual_seed(args.seed)
-                clf = NoisyClassifier(ClassifierConfig(d, K, width=args.width))
+                clf = NoisyClassifier(ClassifierConfig(d, K, width=args.width, depth=args.depth))
                 start = time.perf_counter()
                 fit_classifier(clf, name, diffusion.score_fn(), sde, z0, labels, generator=g,
-                               steps=args.classifier_steps, batch=args.batch)  # fmt: skip
+                               steps=args.classifier_steps, batch=args.batch,
+                               lr=args.lr)  # fmt: skip
                 classifiers[name] = clf.eval().requires_grad_(False)
                 info["train_s"] = time.perf_counter() - start
             r = diffusion.sample(n, sampler, seed=args.seed + 1, condition=wanted,
@@ -242,10 +257,11 @@ def inverse_rows(aae, sde, z0, images, test, ref, real_f, args) -> None:
         cond = torch.cat([op.condition(x) for x in images.split(5000)])
         est = CDE(sde, cond.shape[1])
         torch.manual_seed(args.seed)
-        net = est.make_net(aae.latent_dim, width=args.width)
+        net = est.make_net(aae.latent_dim, width=args.width, depth=args.depth)
         g = torch.Generator().manual_seed(args.seed + 1)
         start = time.perf_counter()
-        fit_estimator(est, net, z0, cond, steps=args.steps, batch=args.batch, generator=g)
+        fit_estimator(est, net, z0, cond, steps=args.steps, batch=args.batch, lr=args.lr,
+                      generator=g)  # fmt: skip
         train_s = time.perf_counter() - start
         y = op(truth)
         reps = truth.repeat_interleave(SAMPLES_PER_INPUT, 0)
