@@ -247,11 +247,14 @@ def pseudo_inverse(op, y: torch.Tensor) -> torch.Tensor:
 
 def inverse_rows(aae, sde, z0, images, test, ref, real_f, args) -> None:
     """Per operator: CDE trained on (E(x), A(x) flattened), 5 samples for each of ``--inputs``
-    test images, beside encoding the back-projected measurement directly, G(E(A⁺ y)). PSNR, SSIM
+    test images, beside encoding the back-projected measurement directly, G(E(A⁺ y)), and the
+    reconstruction of the truth, G(E(x)), as the PSNR / SSIM this decoder allows. PSNR, SSIM
     against the truth, consistency ‖y − A(x̂)‖² per image, diversity (pixel std over the 5
     samples), FID (reference features) of all samples."""
     results: dict = {"bundle": args.bundle, "args": vars(args), "rows": {}}
     truth = test.images[: args.inputs]
+    ceiling = decode(aae, encode_dataset(aae, truth)).clamp(0, 1)
+    ceiling = ceiling.repeat_interleave(SAMPLES_PER_INPUT, 0)
     for op_name in args.inverse:
         op = make_operator(op_name, **OPERATORS[op_name])
         cond = torch.cat([op.condition(x) for x in images.split(5000)])
@@ -271,6 +274,7 @@ def inverse_rows(aae, sde, z0, images, test, ref, real_f, args) -> None:
         samples = {"CDE": decode(aae, r.z).clamp(0, 1)}
         baseline = decode(aae, encode_dataset(aae, pseudo_inverse(op, y))).clamp(0, 1)
         samples["encode A⁺y"] = baseline.repeat_interleave(SAMPLES_PER_INPUT, 0)
+        samples["G(E(x)) ceiling"] = ceiling  # the truth encoded: what the decoder allows
         for name, x in samples.items():
             spread = x.view(len(truth), SAMPLES_PER_INPUT, -1).std(1).mean()
             row = {
