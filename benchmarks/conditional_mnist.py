@@ -71,6 +71,7 @@ ROWS = {
     "CMDE (β_y ≤ 1)": ("estimator", "cmde", None, EM),
     "VS-CMDE (σ_y 1 → 0.05)": ("estimator", "vs-cmde", None, EM),
     "DLSM α=1": ("guidance", "dlsm", 1.0, ODE),
+    "DLSM α=2": ("guidance", "dlsm", 2.0, ODE),
     "CE-only α=1": ("guidance", "ce", 1.0, ODE),
     "scaling: CE-only α=2": ("guidance", "ce", 2.0, ODE),
     "scaling: CE-only α=4": ("guidance", "ce", 4.0, ODE),
