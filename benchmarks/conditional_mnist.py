@@ -28,7 +28,8 @@ is 0.946 at d = 8 (0.977 at d = 16), the ceiling of a faithful conditional model
 60000 steps), FID 7.6 (reconstructions 7.6); DLSM and CE-only guidance stay at 0.86–0.89, FID
 13–16, DLSM never better on FID and equal on CAS; CE-only α = 2 0.99+ with recall 0.56. d = 16:
 CDE 0.921, CE-only α = 2 0.951 / FID 6.4. n = 10000, d = 8: CDE 0.924 / FID 6.51 against the
-reconstructions' 0.944 / 6.55; DLSM vs CE-only CAS 0.923 vs 0.917, FID 15.15 vs 14.91. Inverse
+reconstructions' 0.944 / 6.55; DLSM vs CE-only CAS 0.923 vs 0.917, FID 15.15 vs 14.91; d = 16:
+CDE 0.931 / 8.87, DLSM α = 2 0.973 / 5.27 vs CE-only α = 2 0.958 / 5.87. Inverse
 problems (200 inputs × 5), CDE vs encoding A⁺y: random mask 16.1 vs 11.5 dB, square hole 14.3 vs
 11.1, ×4 downsampling 15.6 vs 14.7.
 """
