@@ -5,12 +5,15 @@ noisy latent classifiers (DLSM' + λ CE, CE-only) against the bundle's frozen sc
 decode them, and report in the reference classifier's feature space: its accuracy on the samples,
 FID, precision / recall / density / coverage (k = 3), class-wise FID (mean over the classes), and
 CAS (an MLP trained on the generated images, accuracy on the real test images). Rows "real" (n
-training images) and "unconditional" (the bundle's diffusion) frame the table. Samplers: the
+training images), "reconstructions" (G(E(x)) of n / 10 training images per class: what a model
+that samples q(z | y) exactly reaches through this decoder) and "unconditional" (the bundle's
+diffusion) frame the table. Samplers: the
 probability-flow ODE (rtol = atol = 1e-3) where the score is deterministic, Euler–Maruyama (200
 steps) for CDiffE / CMDE / VS-CMDE, whose y_t is redrawn at every step.
 
 ``--inverse random_mask square_hole downsample``: inverse-problem rows instead (a CDE on the
-flattened measurement y = A(x), 5 samples per test image, beside encoding A⁺ y directly).
+flattened measurement y = A(x), 5 samples per test image, beside encoding A⁺ y directly and the
+truth's reconstruction G(E(x))).
 
     python benchmarks/conditional_mnist.py --threads 1 --mnist ../../shared/data/mnist.npz \
         --bundle /work/runs/joint_d8/bundle.safetensors --out benchmarks/out/conditional_d8
@@ -19,13 +22,16 @@ flattened measurement y = A(x), 5 samples per test image, beside encoding A⁺ y
         --inverse random_mask
     python benchmarks/conditional_mnist.py --smoke       # tiny untrained models, seconds
 
-Measured (bundle joint_d8, n = 2000, width 128; defaults 4000 / 2000 steps, then --steps 20000
---classifier-steps 10000): reference accuracy CDE 0.837 → 0.901, DLSM 0.864 → 0.883, CE-only
-0.884 → 0.888, scaling α = 2 0.993 → 0.998; FID CDE 8.6 → 8.3, DLSM 15.6 → 14.5, CE-only
-15.2 → 13.4, scaling α = 2 16.1 → 17.0 (recall 0.54 → 0.56 against 0.67–0.68 at α = 1),
-unconditional 22.3, real 2.4. The 95 % accuracy target is not met at these sizes; DLSM does not
-beat CE-only on FID (CAS 0.891 vs 0.889, within noise). 25 % random pixels, 200 inputs × 5:
-CDE PSNR 16.1 dB, SSIM 0.75, consistency 5.1, FID 26 vs encoding A⁺y 11.5 dB, 0.47, 14.0, 459.
+Measured (RESULTS §9.1–9.2, n = 2000): the reference accuracy of the reconstructions G(E(x))
+is 0.946 at d = 8 (0.977 at d = 16), the ceiling of a faithful conditional model; CDE reaches
+0.837 (defaults) → 0.901 (20000 steps) → 0.915 (width 256) → 0.916 (512) → 0.929 (width 256,
+60000 steps), FID 7.6 (reconstructions 7.6); DLSM and CE-only guidance stay at 0.86–0.89, FID
+13–16, DLSM never better on FID and equal on CAS; CE-only α = 2 0.99+ with recall 0.56. d = 16:
+CDE 0.921, CE-only α = 2 0.951 / FID 6.4. n = 10000, d = 8: CDE 0.924 / FID 6.51 against the
+reconstructions' 0.944 / 6.55; DLSM vs CE-only CAS 0.923 vs 0.917, FID 15.15 vs 14.91; d = 16:
+CDE 0.931 / 8.87, DLSM α = 2 0.973 / 5.27 vs CE-only α = 2 0.958 / 5.87. Inverse
+problems (200 inputs × 5), CDE vs encoding A⁺y: random mask 16.1 vs 11.5 dB, square hole 14.3 vs
+11.1, ×4 downsampling 15.6 vs 14.7.
 """
 
 from __future__ import annotations
@@ -64,12 +70,14 @@ EM = ("em", {"steps": 200})  # the joint estimators' scores are random (y_t redr
 # row name → (kind, name, guidance scale α, (sampler, options)); "scaling" is CE-only with α > 1.
 ROWS = {
     "real (train images)": ("real", None, None, None),
+    "reconstructions": ("reconstruction", None, None, None),
     "unconditional": ("unconditional", None, None, ODE),
     "CDE": ("estimator", "cde", None, ODE),
     "CDiffE": ("estimator", "cdiffe", None, EM),
     "CMDE (β_y ≤ 1)": ("estimator", "cmde", None, EM),
     "VS-CMDE (σ_y 1 → 0.05)": ("estimator", "vs-cmde", None, EM),
     "DLSM α=1": ("guidance", "dlsm", 1.0, ODE),
+    "DLSM α=2": ("guidance", "dlsm", 2.0, ODE),
     "CE-only α=1": ("guidance", "ce", 1.0, ODE),
     "scaling: CE-only α=2": ("guidance", "ce", 2.0, ODE),
     "scaling: CE-only α=4": ("guidance", "ce", 4.0, ODE),
@@ -83,6 +91,15 @@ def make_estimator(name: str, sde):
         "cmde": lambda: CMDE(sde, K, sde_y=VPSDE(0.1, 1.0)),
         "vs-cmde": lambda: VSCMDE(sde, K, sigma_start=1.0, sigma_target=0.05, rate=0.01),
     }[name]()
+
+
+def per_class(labels: torch.Tensor, count: int) -> torch.Tensor:
+    """Indices of the first ``count`` items of each class, class 0 first: (K · count,)."""
+    picked = [torch.nonzero(labels == k).flatten()[:count] for k in range(K)]
+    short = [k for k, idx in enumerate(picked) if len(idx) < count]
+    if short:
+        raise ValueError(f"classes {short} have fewer than {count} training images")
+    return torch.cat(picked)
 
 
 def cas(images, labels, test, epochs: int, seed: int) -> float:
@@ -130,6 +147,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--classifier-steps", type=int, default=2000)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--width", type=int, default=128)
+    p.add_argument("--depth", type=int, default=3, help="hidden layers of estimators / classifiers")
+    p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (cosine decay)")
     p.add_argument("--cas-epochs", type=int, default=30)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
@@ -174,25 +193,28 @@ def main(argv: list[str] | None = None) -> None:
         info: dict = {}
         if kind == "real":
             return images[:n], {}
+        if kind == "reconstruction":  # G(E(x)): the ceiling of any model through this decoder
+            return decode(aae, z0[per_class(labels, n // K)]).clamp(0, 1), {}
         sampler, opts = sampling
         if kind == "unconditional":
             r = diffusion.sample(n, sampler, seed=args.seed + 1, **opts)
         elif kind == "estimator":
             est = make_estimator(name, sde)
             torch.manual_seed(args.seed)
-            net = est.make_net(d, width=args.width)
+            net = est.make_net(d, width=args.width, depth=args.depth)
             start = time.perf_counter()
             losses = fit_estimator(est, net, z0, one_hot(labels, K), steps=args.steps,
-                                   batch=args.batch, generator=g)  # fmt: skip
+                                   batch=args.batch, lr=args.lr, generator=g)  # fmt: skip
             info |= {"train_s": time.perf_counter() - start, "final_loss": losses[-1]}
             r = EstimatorModel(est, net).sample(n, wanted, sampler, generator=g, **opts)
         else:
             if name not in classifiers:
                 torch.manual_seed(args.seed)
-                clf = NoisyClassifier(ClassifierConfig(d, K, width=args.width))
+                clf = NoisyClassifier(ClassifierConfig(d, K, width=args.width, depth=args.depth))
                 start = time.perf_counter()
                 fit_classifier(clf, name, diffusion.score_fn(), sde, z0, labels, generator=g,
-                               steps=args.classifier_steps, batch=args.batch)  # fmt: skip
+                               steps=args.classifier_steps, batch=args.batch,
+                               lr=args.lr)  # fmt: skip
                 classifiers[name] = clf.eval().requires_grad_(False)
                 info["train_s"] = time.perf_counter() - start
             r = diffusion.sample(n, sampler, seed=args.seed + 1, condition=wanted,
@@ -232,20 +254,24 @@ def pseudo_inverse(op, y: torch.Tensor) -> torch.Tensor:
 
 def inverse_rows(aae, sde, z0, images, test, ref, real_f, args) -> None:
     """Per operator: CDE trained on (E(x), A(x) flattened), 5 samples for each of ``--inputs``
-    test images, beside encoding the back-projected measurement directly, G(E(A⁺ y)). PSNR, SSIM
+    test images, beside encoding the back-projected measurement directly, G(E(A⁺ y)), and the
+    reconstruction of the truth, G(E(x)), as the PSNR / SSIM this decoder allows. PSNR, SSIM
     against the truth, consistency ‖y − A(x̂)‖² per image, diversity (pixel std over the 5
     samples), FID (reference features) of all samples."""
     results: dict = {"bundle": args.bundle, "args": vars(args), "rows": {}}
     truth = test.images[: args.inputs]
+    ceiling = decode(aae, encode_dataset(aae, truth)).clamp(0, 1)
+    ceiling = ceiling.repeat_interleave(SAMPLES_PER_INPUT, 0)
     for op_name in args.inverse:
         op = make_operator(op_name, **OPERATORS[op_name])
         cond = torch.cat([op.condition(x) for x in images.split(5000)])
         est = CDE(sde, cond.shape[1])
         torch.manual_seed(args.seed)
-        net = est.make_net(aae.latent_dim, width=args.width)
+        net = est.make_net(aae.latent_dim, width=args.width, depth=args.depth)
         g = torch.Generator().manual_seed(args.seed + 1)
         start = time.perf_counter()
-        fit_estimator(est, net, z0, cond, steps=args.steps, batch=args.batch, generator=g)
+        fit_estimator(est, net, z0, cond, steps=args.steps, batch=args.batch, lr=args.lr,
+                      generator=g)  # fmt: skip
         train_s = time.perf_counter() - start
         y = op(truth)
         reps = truth.repeat_interleave(SAMPLES_PER_INPUT, 0)
@@ -255,6 +281,7 @@ def inverse_rows(aae, sde, z0, images, test, ref, real_f, args) -> None:
         samples = {"CDE": decode(aae, r.z).clamp(0, 1)}
         baseline = decode(aae, encode_dataset(aae, pseudo_inverse(op, y))).clamp(0, 1)
         samples["encode A⁺y"] = baseline.repeat_interleave(SAMPLES_PER_INPUT, 0)
+        samples["G(E(x)) ceiling"] = ceiling  # the truth encoded: what the decoder allows
         for name, x in samples.items():
             spread = x.view(len(truth), SAMPLES_PER_INPUT, -1).std(1).mean()
             row = {

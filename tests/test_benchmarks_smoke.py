@@ -253,10 +253,11 @@ def test_memory_scaling(isolated, tmp_path):
 
 
 def test_conditional_mnist(isolated, tmp_path):
-    rows = ["unconditional", "CDE", "DLSM α=1"]
+    rows = ["unconditional", "reconstructions", "CDE", "DLSM α=1"]
     table = load(run("conditional_mnist", tmp_path, "--rows", *rows) / "conditional.json")
     assert list(table["rows"]) == rows
     assert 0 <= table["rows"]["CDE"]["accuracy"] <= 1 and "accuracy" not in table["rows"][rows[0]]
+    assert 0 <= table["rows"]["reconstructions"]["accuracy"] <= 1
     assert finite(*(r["fid"] for r in table["rows"].values()))
     inverse = load(run("conditional_mnist", tmp_path, "--inverse", "random_mask") / "inverse.json")
     assert finite(*(v for r in inverse["rows"].values() for v in r.values()
