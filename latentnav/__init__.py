@@ -43,7 +43,7 @@ _EXPORTS = {
     # sampling
     "SAMPLERS": "latentnav.sampling",
     "SampleResult": "latentnav.sampling",
-    "sample": "latentnav.sampling",
+    "sample": "latentnav.prior_sampling",
     "time_grid": "latentnav.sampling",
     # evaluation and output
     "PathReport": "latentnav.metrics",
@@ -105,7 +105,8 @@ if TYPE_CHECKING:  # what static checkers and IDEs see
         make_method,
         with_classes,
     )
-    from latentnav.sampling import SAMPLERS, SampleResult, sample, time_grid
+    from latentnav.prior_sampling import sample
+    from latentnav.sampling import SAMPLERS, SampleResult, time_grid
     from latentnav.training import TrainConfig, fit_aae, fit_diffusion
     from latentnav.video import TrajectoryRecorder, export_video
 
