@@ -52,6 +52,7 @@ from latentnav.conditional import (
     VSCMDE,
     CDiffE,
     ClassifierConfig,
+    ClassifierGuidance,
     EstimatorModel,
     NoisyClassifier,
     fit_classifier,
@@ -62,6 +63,8 @@ from latentnav.conditional import (
 from latentnav.joint import encode_dataset, load_bundle
 from latentnav.metrics import fid, precision_recall
 from latentnav.metrics.samples import classifier_accuracy, psnr, ssim
+from latentnav.prior_sampling import sample
+from latentnav.sampling import SAMPLERS
 from latentnav.sde import VPSDE
 
 K = 10
@@ -84,13 +87,28 @@ ROWS = {
 }
 
 
-def make_estimator(name: str, sde):
+def make_estimator(name: str, sde, k: int = K):
+    """The estimator ``name`` of the table for a condition of ``k`` dimensions."""
     return {
-        "cde": lambda: CDE(sde, K),
-        "cdiffe": lambda: CDiffE(sde, K),
-        "cmde": lambda: CMDE(sde, K, sde_y=VPSDE(0.1, 1.0)),
-        "vs-cmde": lambda: VSCMDE(sde, K, sigma_start=1.0, sigma_target=0.05, rate=0.01),
+        "cde": lambda: CDE(sde, k),
+        "cdiffe": lambda: CDiffE(sde, k),
+        "cmde": lambda: CMDE(sde, k, sde_y=VPSDE(0.1, 1.0)),
+        "vs-cmde": lambda: VSCMDE(sde, k, sigma_start=1.0, sigma_target=0.05, rate=0.01),
     }[name]()
+
+
+def sampler_spec(text: str) -> tuple[str, dict]:
+    """ "pc,steps=300,snr=0.16" → ("pc", {"steps": 300, "snr": 0.16}) for ``--sampler``."""
+    name, *pairs = text.split(",")
+    if name not in SAMPLERS:
+        raise argparse.ArgumentTypeError(f"unknown sampler {name!r}; known: {list(SAMPLERS)}")
+    opts = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {pair!r}")
+        opts[key] = int(value) if value.lstrip("-").isdigit() else float(value)
+    return name, opts
 
 
 def per_class(labels: torch.Tensor, count: int) -> torch.Tensor:
@@ -145,16 +163,49 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rows", nargs="*", default=list(ROWS), help="subset of the rows")
     p.add_argument("--steps", type=int, default=4000, help="training steps per estimator")
     p.add_argument("--classifier-steps", type=int, default=2000)
+    p.add_argument(
+        "--sampler",
+        type=sampler_spec,
+        default=None,
+        metavar="NAME[,KEY=VALUE...]",
+        help="one sampler for every generated row and inverse problem instead of the table's "
+        "(ODE for CDE and guidance, EM 200 for the diffused-condition estimators), e.g. "
+        "pc,steps=300",
+    )
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--width", type=int, default=128)
     p.add_argument("--depth", type=int, default=3, help="hidden layers of estimators / classifiers")
     p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (cosine decay)")
+    p.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        help="EMA decay of estimator / classifier weights (0: off)",
+    )
+    p.add_argument(
+        "--score",
+        choices=("bundle", "refit"),
+        default="bundle",
+        help="frozen unconditional score of the unconditional and guided rows: the "
+        "bundle's diffusion, or one refitted on the final latents by DSM with "
+        "the estimators' net, steps and EMA (a CDE on a constant zero condition, "
+        "whose input column gets no gradient: exactly unconditional)",
+    )
     p.add_argument("--cas-epochs", type=int, default=30)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--inverse", nargs="*", default=[], metavar="OPERATOR",
                    help="inverse-problem rows instead: random_mask (25 %% kept), square_hole, "
                         "downsample (×4)")  # fmt: skip
+    estimator_rows = [r for r, v in ROWS.items() if v[0] == "estimator"]
+    p.add_argument(
+        "--inverse-rows",
+        nargs="*",
+        default=["CDE"],
+        choices=estimator_rows,
+        metavar="ROW",
+        help=f"estimators per inverse problem, of {estimator_rows}",
+    )
     p.add_argument("--inputs", type=int, default=200, help="test images per inverse problem")
     p.add_argument("--smoke", action="store_true", help="tiny sizes: checks the script runs")
     p.add_argument("--out", required=True)
@@ -164,6 +215,8 @@ def main(argv: list[str] | None = None) -> None:
         args.n, args.steps, args.classifier_steps = 200, 30, 30
         args.cas_epochs, args.width = 1, 32
         table.update({k: (*v[:3], ("em", {"steps": 10})) for k, v in ROWS.items() if v[3]})
+    elif args.sampler:
+        table.update({k: (*v[:3], args.sampler) for k, v in ROWS.items() if v[3]})
         args.inputs = 20
     elif not args.bundle:
         p.error("--bundle is required (or --smoke)")
@@ -187,6 +240,25 @@ def main(argv: list[str] | None = None) -> None:
     n = len(wanted)
     results: dict = {"bundle": args.bundle, "args": vars(args), "rows": {}}
     classifiers: dict[str, NoisyClassifier] = {}
+    base = {}  # the frozen unconditional score, built on first use
+
+    def base_score():
+        if "fn" not in base:
+            if args.score == "bundle":
+                base["fn"] = diffusion.score_fn()
+            else:
+                est = CDE(sde, 1)
+                torch.manual_seed(args.seed)
+                net = est.make_net(d, width=args.width, depth=args.depth)
+                zero = torch.zeros(len(z0), 1)
+                start = time.perf_counter()
+                g2 = torch.Generator().manual_seed(args.seed + 2)
+                fit_estimator(est, net, z0, zero, steps=args.steps, batch=args.batch, lr=args.lr,
+                              ema=args.ema, generator=g2)  # fmt: skip
+                base["fn"] = est.score(net.requires_grad_(False), zero[:1])
+                base["train_s"] = time.perf_counter() - start
+                print(f"refitted unconditional score: {base['train_s']:.0f} s", flush=True)
+        return base["fn"]
 
     def draw(kind, name, scale, sampling) -> tuple[torch.Tensor, dict]:
         g = torch.Generator().manual_seed(args.seed + 1)
@@ -196,15 +268,19 @@ def main(argv: list[str] | None = None) -> None:
         if kind == "reconstruction":  # G(E(x)): the ceiling of any model through this decoder
             return decode(aae, z0[per_class(labels, n // K)]).clamp(0, 1), {}
         sampler, opts = sampling
-        if kind == "unconditional":
+        if kind == "unconditional" and args.score == "bundle":
             r = diffusion.sample(n, sampler, seed=args.seed + 1, **opts)
+        elif kind == "unconditional":
+            g.manual_seed(args.seed + 1)
+            r = sample(base_score(), sde, (n, d), sampler, generator=g, **opts)
         elif kind == "estimator":
             est = make_estimator(name, sde)
             torch.manual_seed(args.seed)
             net = est.make_net(d, width=args.width, depth=args.depth)
             start = time.perf_counter()
             losses = fit_estimator(est, net, z0, one_hot(labels, K), steps=args.steps,
-                                   batch=args.batch, lr=args.lr, generator=g)  # fmt: skip
+                                   batch=args.batch, lr=args.lr, ema=args.ema,
+                                   generator=g)  # fmt: skip
             info |= {"train_s": time.perf_counter() - start, "final_loss": losses[-1]}
             r = EstimatorModel(est, net).sample(n, wanted, sampler, generator=g, **opts)
         else:
@@ -212,13 +288,18 @@ def main(argv: list[str] | None = None) -> None:
                 torch.manual_seed(args.seed)
                 clf = NoisyClassifier(ClassifierConfig(d, K, width=args.width, depth=args.depth))
                 start = time.perf_counter()
-                fit_classifier(clf, name, diffusion.score_fn(), sde, z0, labels, generator=g,
+                fit_classifier(clf, name, base_score(), sde, z0, labels, generator=g,
                                steps=args.classifier_steps, batch=args.batch,
-                               lr=args.lr)  # fmt: skip
+                               lr=args.lr, ema=args.ema)  # fmt: skip
                 classifiers[name] = clf.eval().requires_grad_(False)
                 info["train_s"] = time.perf_counter() - start
-            r = diffusion.sample(n, sampler, seed=args.seed + 1, condition=wanted,
-                                 guidance=classifiers[name], scale=scale, **opts)  # fmt: skip
+            if args.score == "bundle":
+                r = diffusion.sample(n, sampler, seed=args.seed + 1, condition=wanted,
+                                     guidance=classifiers[name], scale=scale, **opts)  # fmt: skip
+            else:
+                g.manual_seed(args.seed + 1)
+                model = ClassifierGuidance(base_score(), classifiers[name], sde, scale)
+                r = model.sample(n, wanted, sampler, generator=g, **opts)
         return decode(aae, r.z).clamp(0, 1), {**info, "nfe": r.nfe, "sampler": sampler}
 
     for row in args.rows:
@@ -253,7 +334,8 @@ def pseudo_inverse(op, y: torch.Tensor) -> torch.Tensor:
 
 
 def inverse_rows(aae, sde, z0, images, test, ref, real_f, args) -> None:
-    """Per operator: CDE trained on (E(x), A(x) flattened), 5 samples for each of ``--inputs``
+    """Per operator: each estimator of ``--inverse-rows`` (default CDE) trained on (E(x), A(x)
+    flattened) and sampled with its table sampler, 5 samples for each of ``--inputs``
     test images, beside encoding the back-projected measurement directly, G(E(A⁺ y)), and the
     reconstruction of the truth, G(E(x)), as the PSNR / SSIM this decoder allows. PSNR, SSIM
     against the truth, consistency ‖y − A(x̂)‖² per image, diversity (pixel std over the 5
@@ -265,20 +347,27 @@ def inverse_rows(aae, sde, z0, images, test, ref, real_f, args) -> None:
     for op_name in args.inverse:
         op = make_operator(op_name, **OPERATORS[op_name])
         cond = torch.cat([op.condition(x) for x in images.split(5000)])
-        est = CDE(sde, cond.shape[1])
-        torch.manual_seed(args.seed)
-        net = est.make_net(aae.latent_dim, width=args.width, depth=args.depth)
-        g = torch.Generator().manual_seed(args.seed + 1)
-        start = time.perf_counter()
-        fit_estimator(est, net, z0, cond, steps=args.steps, batch=args.batch, lr=args.lr,
-                      generator=g)  # fmt: skip
-        train_s = time.perf_counter() - start
         y = op(truth)
         reps = truth.repeat_interleave(SAMPLES_PER_INPUT, 0)
         vector = op.condition(truth).repeat_interleave(SAMPLES_PER_INPUT, 0)
-        sampler, opts = ODE if not args.smoke else ("em", {"steps": 10})
-        r = EstimatorModel(est, net).sample(len(reps), vector, sampler, generator=g, **opts)
-        samples = {"CDE": decode(aae, r.z).clamp(0, 1)}
+        samples, info = {}, {}
+        for row in args.inverse_rows:
+            _, name, _, (sampler, opts) = ROWS[row]
+            if args.sampler:
+                sampler, opts = args.sampler
+            est = make_estimator(name, sde, cond.shape[1])
+            torch.manual_seed(args.seed)
+            net = est.make_net(aae.latent_dim, width=args.width, depth=args.depth)
+            g = torch.Generator().manual_seed(args.seed + 1)
+            start = time.perf_counter()
+            fit_estimator(est, net, z0, cond, steps=args.steps, batch=args.batch, lr=args.lr,
+                          ema=args.ema, generator=g)  # fmt: skip
+            train_s = time.perf_counter() - start
+            if args.smoke:
+                sampler, opts = "em", {"steps": 10}
+            r = EstimatorModel(est, net).sample(len(reps), vector, sampler, generator=g, **opts)
+            samples[row] = decode(aae, r.z).clamp(0, 1)
+            info[row] = {"train_s": train_s, "nfe": r.nfe, "sampler": sampler}
         baseline = decode(aae, encode_dataset(aae, pseudo_inverse(op, y))).clamp(0, 1)
         samples["encode A⁺y"] = baseline.repeat_interleave(SAMPLES_PER_INPUT, 0)
         samples["G(E(x)) ceiling"] = ceiling  # the truth encoded: what the decoder allows
@@ -291,10 +380,11 @@ def inverse_rows(aae, sde, z0, images, test, ref, real_f, args) -> None:
                 "diversity": float(spread),
                 "fid": fid(real_f, ref.features(x)),
             }
-            if name == "CDE":
-                row |= {"train_s": train_s, "nfe": r.nfe}
+            row |= info.get(name, {})
             results["rows"][f"{op_name}: {name}"] = row
-            print(f"{op_name}: {name}: " + "  ".join(f"{k} {v:.4g}" for k, v in row.items()))
+            print(f"{op_name}: {name}: " + "  ".join(f"{k} {v:.4g}" if isinstance(v, float)
+                                                     else f"{k} {v}" for k, v in row.items()),
+                  flush=True)  # fmt: skip
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "inverse.json") as tmp:

@@ -26,6 +26,33 @@ def _adam(params, lr: float, steps: int):
     return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
 
 
+class _EMA:
+    """Exponential moving average of ``net``'s parameters with the warm-up of
+    ``LatentDiffusion.update_ema``: decay min(β, (1 + k) / (10 + k)) after k updates; β = 0 is
+    off. :meth:`copy_to` writes the average into ``net`` at the end of training."""
+
+    def __init__(self, net: nn.Module, beta: float):
+        if not 0 <= beta < 1:
+            raise ValueError(f"ema must be in [0, 1), got {beta}")
+        self.beta, self.k = float(beta), 0
+        self.params = [p for p in net.parameters() if p.requires_grad]
+        self.shadow = [p.detach().clone() for p in self.params] if beta else []
+
+    @torch.no_grad()
+    def update(self) -> None:
+        if self.beta:
+            decay = min(self.beta, (1 + self.k) / (10 + self.k))
+            for s, p in zip(self.shadow, self.params, strict=True):
+                s.lerp_(p, 1 - decay)
+            self.k += 1
+
+    @torch.no_grad()
+    def copy_to(self) -> None:
+        if self.beta:
+            for s, p in zip(self.shadow, self.params, strict=True):
+                p.copy_(s)
+
+
 def fit_estimator(
     estimator: Estimator,
     net: nn.Module,
@@ -35,10 +62,13 @@ def fit_estimator(
     steps: int = 1000,
     batch: int = 256,
     lr: float = 2e-3,
+    ema: float = 0.0,
     generator: torch.Generator | None = None,
 ) -> list[float]:
-    """Minimise ``estimator.loss`` over ``net``; ``y: (N, k)``. Returns the loss per step."""
+    """Minimise ``estimator.loss`` over ``net``; ``y: (N, k)``. With ``ema`` = β > 0 the net
+    ends with the EMA of its weights (as ``LatentDiffusion``). Returns the loss per step."""
     _check_steps(steps, batch, lr)
+    average = _EMA(net, ema)
     if len(y) != len(z0):
         raise ValueError(f"y must have {len(z0)} rows (as z0), got {len(y)}")
     opt, schedule = _adam(net.parameters(), lr, steps)
@@ -50,7 +80,9 @@ def fit_estimator(
         loss.backward()
         opt.step()
         schedule.step()
+        average.update()
         losses.append(loss.item())
+    average.copy_to()
     return losses
 
 
@@ -66,13 +98,15 @@ def fit_classifier(
     batch: int = 256,
     lr: float = 2e-3,
     lam: float = 1.0,
+    ema: float = 0.0,
     generator: torch.Generator | None = None,
 ) -> list[float]:
     """Minimise the classifier loss named ``loss`` (``CLASSIFIER_LOSSES``) against the frozen
-    ``score_fn``; returns the loss per step."""
+    ``score_fn``; ``ema`` as in :func:`fit_estimator`. Returns the loss per step."""
     if loss not in CLASSIFIER_LOSSES:
         raise ValueError(f"loss must be one of {tuple(CLASSIFIER_LOSSES)}, got {loss!r}")
     _check_steps(steps, batch, lr)
+    average = _EMA(classifier, ema)
     fn = CLASSIFIER_LOSSES[loss]
     opt, schedule = _adam(classifier.parameters(), lr, steps)
     losses = []
@@ -83,5 +117,7 @@ def fit_classifier(
         value.backward()
         opt.step()
         schedule.step()
+        average.update()
         losses.append(value.item())
+    average.copy_to()
     return losses
