@@ -54,7 +54,10 @@ def method_options(kw: dict[str, float], diffusion, discriminator) -> dict:
            for k, v in kw.items() if k != "guided"}  # fmt: skip
     if kw.get("guided"):
         out["discriminator"] = discriminator
-    return {**out, "diffusion": diffusion}
+    return out if diffusion is None else {**out, "diffusion": diffusion}
+
+
+DIFFUSION_METHODS = ("score", "sde")
 
 
 def _value(v: str) -> float | str:
@@ -131,7 +134,8 @@ def main(argv: list[str] | None = None) -> None:
         if name == "slerp":
             nav = Navigator(aae, "slerp", steps=32)
         elif name not in ("label_free", "scale_free"):
-            nav = Navigator(aae, name, steps=32, **method_options(kw, diffusion, discriminator))
+            model = diffusion if name in DIFFUSION_METHODS else None
+            nav = Navigator(aae, name, steps=32, **method_options(kw, model, discriminator))
         else:
             keys = ("it", "lr", "tol", "coarse", "decay", "init_t0", "init_n", "sw", "st0")
             opt = {k: kw.pop(k) for k in keys if k in kw}

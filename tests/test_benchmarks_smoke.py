@@ -264,6 +264,19 @@ def test_conditional_mnist(isolated, tmp_path):
                     if isinstance(v, float)))  # fmt: skip
 
 
+def test_conditional_mnist_refit_score_and_inverse_rows(isolated, tmp_path):
+    rows = ["unconditional", "DLSM α=1"]
+    args = ("--score", "refit", "--ema", "0.9", "--rows", *rows)
+    table = load(run("conditional_mnist", tmp_path, *args) / "conditional.json")
+    assert list(table["rows"]) == rows and finite(*(r["fid"] for r in table["rows"].values()))
+    estimators = ["CDE", "VS-CMDE (σ_y 1 → 0.05)"]
+    args = ("--inverse", "square_hole", "--inverse-rows", *estimators)
+    inverse = load(run("conditional_mnist", tmp_path, *args) / "inverse.json")
+    names = [f"square_hole: {r}" for r in [*estimators, "encode A⁺y", "G(E(x)) ceiling"]]
+    assert list(inverse["rows"]) == names
+    assert inverse["rows"][names[1]]["sampler"] == "em"
+
+
 def test_every_script_has_a_smoke():
     """Each script in benchmarks/ (but common.py) is exercised above."""
     tested = {name.removeprefix("test_") for name in globals() if name.startswith("test_")}
