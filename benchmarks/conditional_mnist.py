@@ -41,6 +41,7 @@ d = 16, 0.941 / 6.55 at d = 8; guidance rows are worse with PC than with the ODE
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 from pathlib import Path
@@ -219,9 +220,9 @@ def main(argv: list[str] | None = None) -> None:
         args.n, args.steps, args.classifier_steps = 200, 30, 30
         args.cas_epochs, args.width = 1, 32
         table.update({k: (*v[:3], ("em", {"steps": 10})) for k, v in ROWS.items() if v[3]})
+        args.inputs = 20
     elif args.sampler:
         table.update({k: (*v[:3], args.sampler) for k, v in ROWS.items() if v[3]})
-        args.inputs = 20
     elif not args.bundle:
         p.error("--bundle is required (or --smoke)")
     torch.set_num_threads(args.threads)
@@ -244,25 +245,21 @@ def main(argv: list[str] | None = None) -> None:
     n = len(wanted)
     results: dict = {"bundle": args.bundle, "args": vars(args), "rows": {}}
     classifiers: dict[str, NoisyClassifier] = {}
-    base = {}  # the frozen unconditional score, built on first use
 
+    @functools.cache
     def base_score():
-        if "fn" not in base:
-            if args.score == "bundle":
-                base["fn"] = diffusion.score_fn()
-            else:
-                est = CDE(sde, 1)
-                torch.manual_seed(args.seed)
-                net = est.make_net(d, width=args.width, depth=args.depth)
-                zero = torch.zeros(len(z0), 1)
-                start = time.perf_counter()
-                g2 = torch.Generator().manual_seed(args.seed + 2)
-                fit_estimator(est, net, z0, zero, steps=args.steps, batch=args.batch, lr=args.lr,
-                              ema=args.ema, generator=g2)  # fmt: skip
-                base["fn"] = est.score(net.requires_grad_(False), zero[:1])
-                base["train_s"] = time.perf_counter() - start
-                print(f"refitted unconditional score: {base['train_s']:.0f} s", flush=True)
-        return base["fn"]
+        """The frozen unconditional score of ``--score``, built on first use."""
+        if args.score == "bundle":
+            return diffusion.score_fn()
+        est, zero = CDE(sde, 1), torch.zeros(len(z0), 1)
+        torch.manual_seed(args.seed)
+        net = est.make_net(d, width=args.width, depth=args.depth)
+        start = time.perf_counter()
+        g2 = torch.Generator().manual_seed(args.seed + 2)
+        fit_estimator(est, net, z0, zero, steps=args.steps, batch=args.batch, lr=args.lr,
+                      ema=args.ema, generator=g2)  # fmt: skip
+        print(f"refitted unconditional score: {time.perf_counter() - start:.0f} s", flush=True)
+        return est.score(net.requires_grad_(False), zero[:1])
 
     def draw(kind, name, scale, sampling) -> tuple[torch.Tensor, dict]:
         g = torch.Generator().manual_seed(args.seed + 1)
@@ -357,8 +354,8 @@ def inverse_rows(aae, sde, z0, images, test, ref, real_f, args) -> None:
         samples, info = {}, {}
         for row in args.inverse_rows:
             _, name, _, (sampler, opts) = ROWS[row]
-            if args.sampler:
-                sampler, opts = args.sampler
+            if args.smoke or args.sampler:
+                sampler, opts = ("em", {"steps": 10}) if args.smoke else args.sampler
             est = make_estimator(name, sde, cond.shape[1])
             torch.manual_seed(args.seed)
             net = est.make_net(aae.latent_dim, width=args.width, depth=args.depth)
@@ -367,8 +364,6 @@ def inverse_rows(aae, sde, z0, images, test, ref, real_f, args) -> None:
             fit_estimator(est, net, z0, cond, steps=args.steps, batch=args.batch, lr=args.lr,
                           ema=args.ema, generator=g)  # fmt: skip
             train_s = time.perf_counter() - start
-            if args.smoke:
-                sampler, opts = "em", {"steps": 10}
             r = EstimatorModel(est, net).sample(len(reps), vector, sampler, generator=g, **opts)
             samples[row] = decode(aae, r.z).clamp(0, 1)
             info[row] = {"train_s": train_s, "nfe": r.nfe, "sampler": sampler}

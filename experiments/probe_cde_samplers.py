@@ -16,6 +16,7 @@ import time
 
 import torch
 from common import decode, load_splits, reference
+from conditional_mnist import sampler_spec
 from torch import nn
 
 from latentnav.conditional import CDE, EstimatorModel, fit_estimator, one_hot
@@ -47,14 +48,9 @@ class EveryLayer(NoiseNet):
 
 
 def sampler_options(spec: str) -> tuple[str, dict]:
-    name, *pairs = spec.split(",")
-    opts = {}
-    for pair in pairs:
-        key, value = pair.split("=")
-        opts[key] = int(value) if value.isdigit() else float(value)
-    if name == "ode":
-        opts = {"rtol": 1e-3, "atol": 1e-3, **opts}
-    return name, opts
+    """``--sampler`` of conditional_mnist.py, with its table's ODE tolerances by default."""
+    name, opts = sampler_spec(spec)
+    return name, ({"rtol": 1e-3, "atol": 1e-3} | opts) if name == "ode" else opts
 
 
 def main() -> None:

@@ -275,6 +275,7 @@ def test_conditional_mnist_refit_score_and_inverse_rows(isolated, tmp_path):
     names = [f"square_hole: {r}" for r in [*estimators, "encode A⁺y", "G(E(x)) ceiling"]]
     assert list(inverse["rows"]) == names
     assert inverse["rows"][names[1]]["sampler"] == "em"
+    assert inverse["args"]["inputs"] == 20  # --smoke's size, whatever the other options
 
 
 def test_every_script_has_a_smoke():
