@@ -3,11 +3,12 @@
 Trains an AAE on the generated lines set (``latentnav.runs.train_aae_run``, the code path of
 ``latentnav train-aae --data lines``), fits the compass (``latentnav.compass.fit_compass``), then
 runs every registered navigation method that needs no diffusion model (lerp, slerp, stepwise with
-the density compass, optimizer with the label_free preset; others are listed as skipped with the
-reason) on test pairs at least ``--min-angle`` degrees apart, and judges the decoded frames with
-``LineManifold``: off-manifold share of interior frames (threshold: the ``--percentile`` of the
-distances of reconstructions of test images), share of paths monotone along the shorter arc, ACAI
-smoothness, largest angular step. No navigator setting is tuned here.
+the density compass, optimizer with the label_free preset, graph over the encoded training images;
+others are listed as skipped with the reason) on test pairs at least ``--min-angle`` degrees apart,
+and judges the decoded frames with ``LineManifold``: off-manifold share of interior frames
+(threshold: the ``--percentile`` of the distances of reconstructions of test images), share of paths
+monotone along the shorter arc, ACAI smoothness, largest angular step. No navigator setting is tuned
+here.
 
     python benchmarks/lines_manifold.py --smoke --out /tmp/lines_smoke          # ~10 s
     python benchmarks/lines_manifold.py --latent-dim 2 --epochs 10 --compass-steps 2000 \
@@ -46,6 +47,7 @@ from latentnav.compass import CompassConfig, fit_compass
 from latentnav.data import load_dataset
 from latentnav.metrics import LineManifold, ManifoldReport, wrap_angle
 from latentnav.navigation import METHODS, DensityCompass, make_method
+from latentnav.navigation.graph import data_bank
 from latentnav.runs import RunConfig, train_aae_run
 from latentnav.training import TrainConfig
 
@@ -53,8 +55,13 @@ SMOKE = {"train": 500, "test": 100, "epochs": 1, "pairs": 4, "hidden": "32", "di
          "compass_steps": 20, "grid": 360, "steps": 8}  # fmt: skip
 
 
-def method_options(name: str, aae: torch.nn.Module, steps: int) -> dict[str, Any]:
-    """The options each method gets: T, and the compass where the method takes one."""
+def method_options(
+    name: str, aae: torch.nn.Module, steps: int, bank: torch.Tensor
+) -> dict[str, Any]:
+    """The options each method gets: T, the compass where the method takes one, and the
+    encoded training images as the graph's bank."""
+    if name == "graph":
+        return {"steps": steps, "bank": bank}
     if name == "stepwise":
         return {"steps": steps, "compass": DensityCompass(aae.compass, aae.prior)}
     if name == "optimizer":  # energy defaults to label_free(aae, compass)
@@ -114,12 +121,13 @@ def run_one(args: argparse.Namespace, latent_dim: int) -> dict[str, Any]:
     with torch.no_grad():
         z_a, z_b = aae.encode(test.images[pairs[:, 0]]), aae.encode(test.images[pairs[:, 1]])
     targets = (test.angles[pairs[:, 0]], test.angles[pairs[:, 1]])
+    bank = data_bank(aae, train.images, 100.0)  # every training image: pruning tears the circle
     reports: dict[str, ManifoldReport] = {}
     seconds: dict[str, float] = {}
     skipped: dict[str, str] = {}
     for name in METHODS:
         try:
-            method = make_method(name, aae, **method_options(name, aae, args.steps))
+            method = make_method(name, aae, **method_options(name, aae, args.steps, bank))
         except (ValueError, TypeError, ImportError) as e:
             skipped[name] = str(e)
             continue

@@ -10,10 +10,11 @@ Variants: ``slerp``, ``label_free[,key=value...]``, ``scale_free[,key=value...]`
 presets: density_weight, cycle_weight, jump_weight, jump_power; and of the optimiser: it =
 iterations, lr, tol; coarse=T₀: optimise at T₀ first, subdivide each segment by SLERP to T = 32,
 then run ``it`` iterations; decay = lr_decay; init_t0=t, init_n=n: start from the path of
-``score,t0=t,corrections=n``). Any other method of the registry by name with its
-options (``score,t0=0.05,corrections=3``, ``sde,t0=0.1,substeps=20,guided=1``: the bundle's
-diffusion model, and ``--discriminator`` D_ψ when guided). ``--pairs dev`` (default) tunes on
-the dev pairs of path_optimizer_sweep.py; ``--pairs final`` the 1 000 evaluation pairs.
+``score,t0=t,corrections=n``; ginit=k: start from the path of ``graph,k=k``). Any other method of
+the registry by name with its options (``score,t0=0.05,corrections=3``,
+``sde,t0=0.1,substeps=20,guided=1``: the bundle's diffusion model, and ``--discriminator`` D_ψ when
+guided). ``--pairs dev`` (default) tunes on the dev pairs of path_optimizer_sweep.py; ``--pairs
+final`` the 1 000 evaluation pairs.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from latentnav.interpolation import interpolate
 from latentnav.metrics import ood_detector, reconstruction_floor, reference_classifier
 from latentnav.navigation import Navigator
 from latentnav.navigation.energy import label_free
+from latentnav.navigation.graph import data_bank
 from latentnav.navigation.scales import path_scales, scale_free
 
 
@@ -45,7 +47,7 @@ def load_model(path: str) -> tuple[AAE, object]:
     return AAE.load(path).eval(), None
 
 
-FLOAT_OPTIONS = {"t0", "step_size", "eps", "weight", "lr", "tol"}
+FLOAT_OPTIONS = {"t0", "step_size", "eps", "weight", "lr", "tol", "power"}
 
 
 def method_options(kw: dict[str, float], diffusion, discriminator) -> dict:
@@ -104,6 +106,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--scales-only", action="store_true")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--discriminator", help="D_ψ of `latentnav train-guidance` (guided=1)")
+    p.add_argument(
+        "--bank-images",
+        type=int,
+        default=0,
+        help="graph: bank from the first N "
+        "training images and the OOD detector's banks from the rest (0: all, both)",
+    )
+    p.add_argument("--keep", type=float, default=100.0, help="graph: data_bank percentile")
     p.add_argument("--json")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -122,22 +132,29 @@ def main(argv: list[str] | None = None) -> None:
     ia, ib = pair_set(test.labels, args.pairs, args.n)
     with torch.no_grad():
         za, zb = aae.encode(test.images[ia]), aae.encode(test.images[ib])
+    judge_images = train.images[args.bank_images :] if args.bank_images else train.images
+    graph_images = train.images[: args.bank_images] if args.bank_images else train.images
     detector = ood_detector(
-        reference_classifier(train.images, train.labels), train.images, test.images
+        reference_classifier(train.images, train.labels), judge_images, test.images
     )
     floor = reconstruction_floor(detector, aae.reconstruct, test.images)["union"]
     print(f"floor (reconstructions of the test images): union OOD {floor:.4f}", flush=True)
     rows = {}
+    bank = None
     for spec in args.variants:
         name, kw = parse(spec)
         opt = {}
         if name == "slerp":
             nav = Navigator(aae, "slerp", steps=32)
+        elif name == "graph":  # the k-NN graph over the encoded training images
+            if bank is None:
+                bank = data_bank(aae, graph_images, args.keep)
+            nav = Navigator(aae, "graph", steps=32, bank=bank, **method_options(kw, None, None))
         elif name not in ("label_free", "scale_free"):
             model = diffusion if name in DIFFUSION_METHODS else None
             nav = Navigator(aae, name, steps=32, **method_options(kw, model, discriminator))
         else:
-            keys = ("it", "lr", "tol", "coarse", "decay", "init_t0", "init_n", "sw", "st0")
+            keys = ("it", "lr", "tol", "coarse", "decay", "init_t0", "init_n", "sw", "st0", "ginit")
             opt = {k: kw.pop(k) for k in keys if k in kw}
             if name == "label_free":
                 energy = label_free(aae, aae.compass, **kw)
@@ -161,6 +178,11 @@ def main(argv: list[str] | None = None) -> None:
                 [interpolate(zc[:, k], zc[:, k + 1], sub)[:, :-1] for k in range(t0)]
                 + [zc[:, -1:]], 1)  # fmt: skip
             path = nav.method.from_start(start_path, za, zb)
+        elif "ginit" in opt:  # start from the graph path (k = ginit, power 2)
+            if bank is None:
+                bank = data_bank(aae, graph_images, args.keep)
+            init = Navigator(aae, "graph", steps=32, bank=bank, k=int(opt["ginit"]))
+            path = nav.method.from_start(init.path(za, zb).z, za, zb)
         elif "init_t0" in opt:  # start from the "score" method's path
             init = Navigator(aae, "score", steps=32, diffusion=diffusion, t0=opt["init_t0"],
                              corrections=int(opt.get("init_n", 30)))  # fmt: skip

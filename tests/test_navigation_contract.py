@@ -44,7 +44,9 @@ OPTIONS = {
     "score": {"steps": T, "corrections": 2},
     "sde": {"steps": T, "substeps": 4},  # noise drawn per batch, like stepwise's Langevin noise
     "class": {"steps": T, "iterations": 4},
+    "graph": {"steps": T, "k": 3},  # bank: BANK
 }
+BANK = torch.randn(40, D, generator=torch.Generator().manual_seed(5))
 RECORDS = {  # name → per point (True) or per pair (False)
     "lerp": {},
     "slerp": {},
@@ -54,11 +56,12 @@ RECORDS = {  # name → per point (True) or per pair (False)
     "score": {"correction": True},
     "sde": {"correction": True},
     "class": {"energy": False, "iterations": False, "log_p": True, "in_class": True},
+    "graph": {"hops": False, "cost": False},
 }
 CALLS = {"lerp": T, "slerp": T, "stepwise": T, "optimizer": 4, "ode": 1, "score": T, "sde": T,
-         "class": 4}  # fmt: skip
+         "class": 4, "graph": T}  # fmt: skip
 BATCH_TOLERANCE = {"lerp": 0.0, "slerp": 0.0, "stepwise": 1e-5, "optimizer": 1e-5, "ode": 1e-4,
-                   "score": 1e-5, "sde": None, "class": 1e-5}  # fmt: skip
+                   "score": 1e-5, "sde": None, "class": 1e-5, "graph": 1e-5}  # fmt: skip
 DIFFUSION = ("ode", "score", "sde")
 
 
@@ -69,6 +72,8 @@ def method(name, aae, diffusion):
     if name == "class":  # a latent classifier, seeded: every call builds the same one
         torch.manual_seed(2)
         options["classifier"] = LatentClassifier(D, 3, hidden=(16,))
+    if name == "graph":
+        options["bank"] = BANK
     return make_method(name, aae, **options)
 
 

@@ -16,6 +16,7 @@ from torch import nn
 
 from latentnav.navigation import conditional as _conditional  # noqa: F401 (registers "class")
 from latentnav.navigation import diffusion_methods as _diffusion_methods  # noqa: F401 (score, sde)
+from latentnav.navigation import graph as _graph  # noqa: F401  (registers "graph")
 from latentnav.navigation import ode as _ode  # noqa: F401  (registers "ode")
 from latentnav.navigation.compasses import DensityCompass, DiscriminatorCompass
 from latentnav.navigation.energy import (

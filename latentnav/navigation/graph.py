@@ -1,0 +1,237 @@
+"""Paths through the data: geodesics of a k-nearest-neighbour graph over encoded training latents
+(DESIGN.md §3; issue 12, "an initial path that follows the data").
+
+Nodes are a bank of latents z_i = E(x_i), ``bank: (N, d)``, each joined to its ``k`` nearest
+neighbours in latent space; an edge costs ‖G(z_i) − G(z_j)‖^p in decoded pixels (p = ``power``),
+so p > 1 prefers many short hops between decoded frames over a few long ones. z_a and z_b join
+the graph through their own ``k`` nearest bank latents (and one direct edge a → b). Dijkstra
+(scipy.sparse.csgraph) finds the cheapest chain a → z_{i_1} → … → z_{i_m} → b; the path is its
+polyline in latent space resampled to T + 1 points at equal decoded arc length (arc measured
+between the chain's decoded frames). Where the data lie on a curved manifold (a circle of angles)
+the chain follows it instead of cutting across the holes a straight path crosses.
+
+Records: ``hops`` (B,) int64, the bank nodes on the chain; ``cost`` (B,), its total edge cost.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from latentnav.navigation.methods import Method, check_steps, register_method
+from latentnav.navigation.path import LatentPath
+
+__all__ = ["DataGraph", "GraphPath", "data_bank", "resample"]
+
+NEIGHBOURS = ("latent", "decoded", "both")
+
+
+def _nearest(query: torch.Tensor, ref: torch.Tensor, k: int, skip_self: bool, chunk: int = 2048):
+    """Indices (M, k) of the k nearest rows of ``ref`` (N, d) to each row of ``query`` (M, d);
+    ``skip_self`` drops the first hit (the row itself when query is ref)."""
+    out = []
+    for part in query.split(chunk):
+        idx = torch.cdist(part, ref).topk(k + int(skip_self), largest=False).indices
+        out.append(idx[:, 1:] if skip_self else idx)
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def _decode_flat(aae: nn.Module, z: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    return torch.cat([aae.decode(part).flatten(1).float() for part in z.split(chunk)])
+
+
+@torch.no_grad()
+def data_bank(
+    aae: nn.Module, images: torch.Tensor, percentile: float = 99.0, chunk: int = 4096
+) -> torch.Tensor:
+    """The bank of a :class:`DataGraph`: latents E(x) (N′, d) of ``images`` (N, *image_shape)
+    whose reconstruction error ‖G(E(x)) − x‖ is at most its ``percentile`` over the images (100
+    keeps all). A badly reconstructed image decodes near another angle or class than its own,
+    so its node would join distant parts of the data: a wormhole the geodesic takes."""
+    if not (isinstance(images, torch.Tensor) and images.ndim >= 2 and len(images) >= 2):
+        raise ValueError(f"images must be a batch (N ≥ 2, *image_shape), got {images!r:.60}")
+    if not 0 < percentile <= 100:
+        raise ValueError(f"percentile must be in (0, 100], got {percentile!r}")
+    z = torch.cat([aae.encode(x) for x in images.split(chunk)])
+    error = torch.cat(
+        [(_decode_flat(aae, part) - x.flatten(1).float()).norm(dim=1)
+         for part, x in zip(z.split(chunk), images.split(chunk), strict=True)]
+    )  # fmt: skip
+    return z[error <= torch.quantile(error, percentile / 100)]
+
+
+class DataGraph:
+    """The k-NN graph over ``bank: (N, d)`` with edge cost ‖G(z_i) − G(z_j)‖^power; built once,
+    shared by every call. ``geodesics(z_a, z_b)`` → one chain of bank indices per pair."""
+
+    def __init__(
+        self,
+        aae: nn.Module,
+        bank: torch.Tensor,
+        k: int = 10,
+        power: float = 2.0,
+        neighbours: str = "latent",
+    ):
+        import scipy.sparse as sp
+
+        if not (isinstance(bank, torch.Tensor) and bank.ndim == 2 and bank.is_floating_point()):
+            shape = tuple(bank.shape) if isinstance(bank, torch.Tensor) else type(bank).__name__
+            raise ValueError(f"bank must be a floating tensor (N, d) of latents, got {shape}")
+        latent_dim = getattr(aae, "latent_dim", bank.shape[1])
+        if bank.shape[1] != latent_dim:
+            raise ValueError(f"bank must have the AAE's latent dim {latent_dim}, got {bank.shape}")
+        if not torch.isfinite(bank).all():
+            raise ValueError("bank has non-finite latents")
+        if not (isinstance(k, int) and not isinstance(k, bool) and 1 <= k < len(bank)):
+            raise ValueError(f"k must be an int in [1, N − 1] = [1, {len(bank) - 1}], got {k!r}")
+        if not (isinstance(power, (int, float)) and power > 0):
+            raise ValueError(f"power must be > 0, got {power!r}")
+        if neighbours not in NEIGHBOURS:
+            raise ValueError(f"neighbours must be one of {NEIGHBOURS}, got {neighbours!r}")
+        self.aae, self.k, self.power, self.neighbours = aae, k, float(power), neighbours
+        self.bank = bank.detach()
+        self.frames = _decode_flat(aae, self.bank).cpu()
+        nbr = self._neighbours(self.bank, self.frames, skip_self=True)
+        rows = torch.arange(len(bank))[:, None].expand_as(nbr)
+        cost = self._cost(self.frames[rows], self.frames[nbr])
+        n = len(bank)
+        g = sp.csr_matrix((cost.flatten(), (rows.flatten().numpy(), nbr.flatten().numpy())), (n, n))
+        self.graph = g.maximum(g.T).tocsr()  # symmetric: the cost is, so no double counting
+
+    def _neighbours(self, z: torch.Tensor, frames: torch.Tensor, skip_self: bool = False):
+        """Indices (M, k) of bank nodes nearest z (M, d) in latent space, (M, k) nearest its
+        decoded ``frames`` (M, P), or (M, 2k) both, as ``neighbours`` says."""
+        found = []
+        if self.neighbours in ("latent", "both"):
+            found.append(_nearest(z.to(self.bank), self.bank, self.k, skip_self).cpu())
+        if self.neighbours in ("decoded", "both"):
+            found.append(_nearest(frames, self.frames, self.k, skip_self))
+        return torch.cat(found, 1)
+
+    def _cost(self, a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+        return ((a - b).norm(dim=-1).double() ** self.power).numpy() + 1e-12
+
+    def geodesics(self, z_a: torch.Tensor, z_b: torch.Tensor) -> tuple[list[list[int]], np.ndarray]:
+        """z_a, z_b: (B, d) → (chains of bank indices, costs (B,)); a chain may be empty (the
+        direct edge a → b was cheapest)."""
+        import scipy.sparse as sp
+        from scipy.sparse.csgraph import dijkstra
+
+        n, b = len(self.bank), len(z_a)
+        f_a, f_b = _decode_flat(self.aae, z_a).cpu(), _decode_flat(self.aae, z_b).cpu()
+        near_a, near_b = self._neighbours(z_a, f_a), self._neighbours(z_b, f_b)
+        pair = torch.arange(b)[:, None].expand_as(near_a)
+        src = [n + pair.flatten(), near_b.flatten(), n + torch.arange(b)]  # sources n..n+b−1
+        dst = [near_a.flatten(), n + b + pair.flatten(), n + b + torch.arange(b)]  # sinks after
+        cost = [
+            self._cost(f_a[:, None], self.frames[near_a]).flatten(),
+            self._cost(f_b[:, None], self.frames[near_b]).flatten(),
+            self._cost(f_a, f_b),
+        ]
+        size = n + 2 * b
+        g = sp.block_diag([self.graph, sp.csr_matrix((2 * b, 2 * b))], format="csr")
+        g = g + sp.csr_matrix(
+            (np.concatenate(cost), (torch.cat(src).numpy(), torch.cat(dst).numpy())), (size, size)
+        )
+        chains, totals = [], np.empty(b)
+        for start in range(0, b, 64):  # distances for 64 sources at a time: (64, N + 2B)
+            sources = np.arange(n + start, n + min(start + 64, b))
+            dist, pred = dijkstra(g, indices=sources, return_predecessors=True)
+            for row, s in enumerate(sources):
+                i = s - n
+                node, chain = pred[row, n + b + i], []
+                while node != s:  # always reachable: the direct edge a → b exists
+                    chain.append(int(node))
+                    node = pred[row, node]
+                chains.append(chain[::-1])
+                totals[i] = dist[row, n + b + i]
+        return chains, totals
+
+
+def resample(
+    points: torch.Tensor, frames: torch.Tensor, steps: int, snap: bool = False
+) -> torch.Tensor:
+    """A polyline ``points: (M, d)`` with decoded ``frames: (M, P)`` → (T + 1, d) points at equal
+    decoded arc length, linear in latent space between consecutive points; ``snap`` (when
+    M ≥ T + 1): the polyline's own points nearest those arc positions instead, distinct and in
+    order, so every frame decodes a bank latent."""
+    seg = (frames[1:] - frames[:-1]).norm(dim=-1).to(points)
+    cum = torch.cat([seg.new_zeros(1), seg.cumsum(0)])
+    target = torch.linspace(0, float(cum[-1]), steps + 1, dtype=points.dtype)
+    if snap and len(points) >= steps + 1:
+        nearest = (cum[None] - target[:, None]).abs().argmin(1).tolist()
+        chosen, last = [0], len(points) - 1
+        for k in range(1, steps):  # in order, distinct, leaving room for the rest
+            chosen.append(min(max(nearest[k], chosen[-1] + 1), last - (steps - k)))
+        return points[chosen + [last]]
+    j = (torch.searchsorted(cum, target, right=True) - 1).clamp(0, len(seg) - 1)
+    alpha = ((target - cum[j]) / seg[j].clamp_min(1e-12)).clamp(0, 1)
+    return points[j] + alpha[:, None] * (points[j + 1] - points[j])
+
+
+@register_method("graph")
+class GraphPath(Method):
+    """``GraphPath(aae, bank, steps=32, k=10, power=2.0)`` or ``graph=`` a built
+    :class:`DataGraph` (shared between methods); ``callback`` sees each point k = 1..T as
+    ``{"k", "z"}``."""
+
+    def __init__(
+        self,
+        aae: nn.Module,
+        bank: torch.Tensor | None = None,
+        steps: int = 32,
+        k: int = 10,
+        power: float = 2.0,
+        neighbours: str = "latent",
+        snap: bool = False,
+        graph: DataGraph | None = None,
+    ):
+        super().__init__(aae)
+        self.steps, self.snap = check_steps(steps), bool(snap)
+        if graph is None:
+            if bank is None:
+                raise ValueError(
+                    "the graph method needs bank= (N, d): encoded training latents, "
+                    "e.g. aae.encode(train_images), or graph= a DataGraph"
+                )
+            graph = DataGraph(aae, bank, k, power, neighbours)
+        self.graph = graph
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "steps": self.steps,
+            "k": self.graph.k,
+            "power": self.graph.power,
+            "neighbours": self.graph.neighbours,
+            "snap": self.snap,
+            "bank": len(self.graph.bank),
+        }
+
+    def _path(self, z_a, z_b, callback):
+        chains, costs = self.graph.geodesics(z_a, z_b)
+        f_a, f_b = _decode_flat(self.aae, z_a).cpu(), _decode_flat(self.aae, z_b).cpu()
+        bank, frames = self.graph.bank.to(z_a), self.graph.frames
+        z = torch.stack(
+            [
+                resample(
+                    torch.cat([z_a[i : i + 1], bank[chain], z_b[i : i + 1]]),
+                    torch.cat([f_a[i : i + 1], frames[chain], f_b[i : i + 1]]),
+                    self.steps,
+                    self.snap,
+                )
+                for i, chain in enumerate(chains)
+            ]
+        )
+        z[:, 0], z[:, -1] = z_a, z_b
+        if callback is not None:
+            for k in range(1, self.steps + 1):
+                callback({"k": k, "z": z[:, k]})
+        records = {
+            "hops": torch.tensor([len(c) for c in chains], dtype=torch.int64, device=z.device),
+            "cost": torch.as_tensor(costs, dtype=z.dtype, device=z.device),
+        }
+        return LatentPath(z, records, self.name, self.config())

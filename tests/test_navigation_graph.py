@@ -1,0 +1,121 @@
+"""The data-graph method (latentnav.navigation.graph) against cases with a known geodesic."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from latentnav.navigation import make_method
+from latentnav.navigation.graph import DataGraph, data_bank, resample
+
+
+class IdentityAAE(nn.Module):
+    """decode(z) = z: decoded distances are latent distances, so geodesics are known."""
+
+    latent_dim = 2
+
+    def __init__(self):
+        super().__init__()
+        self.decoder = nn.Identity()
+
+    def decode(self, z):
+        return z
+
+
+def circle(n, radius=1.0):
+    angle = torch.arange(n) * (2 * math.pi / n)
+    return radius * torch.stack([angle.cos(), angle.sin()], 1)
+
+
+def test_the_geodesic_follows_a_circle_of_data_along_the_shorter_arc():
+    aae, bank = IdentityAAE(), circle(360)
+    ends = torch.tensor([[0.3, 0.9]]) * math.pi  # both arcs of the pair, either direction
+    z_a, z_b = (torch.stack([e.cos(), e.sin()], 1) for e in ends.T)
+    path = make_method("graph", aae, bank=bank, steps=16, k=4).path(
+        torch.cat([z_a, z_b]), torch.cat([z_b, z_a])
+    )
+    radius = path.z.norm(dim=-1)
+    assert (radius - 1).abs().max() < 1e-3  # on the circle; LERP's chord dips to cos(0.3π)
+    angle = torch.atan2(path.z[..., 1], path.z[..., 0])
+    forward, backward = angle[0].diff(), angle[1].diff()
+    assert (forward > 0).all() and (backward < 0).all()  # monotone, shorter arc
+    step = (path.z[:, 1:] - path.z[:, :-1]).norm(dim=-1)
+    assert step.max() / step.min() < 1.05  # equal arc length
+    assert (path.records["hops"] == 107).all()  # 108° / 1° − 1 bank nodes between
+
+
+def test_far_data_leaves_the_straight_path():
+    aae, bank = IdentityAAE(), circle(50, radius=100.0)
+    z_a, z_b = torch.tensor([[0.0, 0.0]]), torch.tensor([[1.0, 0.5]])
+    path = make_method("graph", aae, bank=bank, steps=4, k=3).path(z_a, z_b)
+    expected = z_a + torch.linspace(0, 1, 5)[:, None] * (z_b - z_a)
+    torch.testing.assert_close(path.z[0], expected)
+    assert path.records["hops"].tolist() == [0]
+    torch.testing.assert_close(path.records["cost"], torch.tensor([1.25]))  # ‖b − a‖², p = 2
+
+
+def test_resample_is_even_in_decoded_arc_length_on_a_polyline():
+    points = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 3.0]])
+    z = resample(points, points, 4)  # length 4: points at arc 0, 1, 2, 3, 4
+    torch.testing.assert_close(z, torch.tensor([[0, 0], [1, 0], [1, 1], [1, 2], [1, 3.0]]))
+
+
+def test_one_graph_serves_several_methods_and_the_config_is_plain_data():
+    aae = IdentityAAE()
+    graph = DataGraph(aae, circle(40), k=3, power=2.0)
+    a = make_method("graph", aae, graph=graph, steps=5)
+    b = make_method("graph", aae, graph=graph, steps=9)
+    z = circle(40)[:2]
+    assert a.path(z[0], z[1]).z.shape == (1, 6, 2) and b.path(z[0], z[1]).z.shape == (1, 10, 2)
+    expected = {"steps": 5, "k": 3, "power": 2.0, "neighbours": "latent", "snap": False, "bank": 40}
+    assert a.config() == expected
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({}, "needs bank="),
+        ({"bank": torch.zeros(10, 3)}, "latent dim 2"),
+        ({"bank": torch.zeros(10, 2, dtype=torch.long)}, r"floating tensor \(N, d\)"),
+        ({"bank": torch.full((10, 2), float("nan"))}, "non-finite"),
+        ({"bank": torch.zeros(10, 2), "k": 10}, r"k must be an int in \[1, N − 1\]"),
+        ({"bank": torch.zeros(10, 2), "k": 3, "power": 0}, "power must be > 0"),
+    ],
+)
+def test_bad_options_name_the_argument(options, message):
+    with pytest.raises(ValueError, match=message):
+        make_method("graph", IdentityAAE(), **options)
+
+
+class ProjectingAAE(IdentityAAE):
+    """encode keeps the first two of four coordinates, decode pads zeros: the reconstruction
+    error of x is ‖x[2:]‖."""
+
+    def encode(self, x):
+        return x[:, :2]
+
+    def decode(self, z):
+        return torch.cat([z, torch.zeros_like(z)], 1)
+
+
+def test_data_bank_drops_the_worst_reconstructed_images():
+    x = torch.zeros(10, 4)
+    x[:, 0] = torch.arange(10.0)
+    x[:, 2] = torch.tensor([0, 0, 0, 0, 0, 0, 0, 0, 5.0, 9.0])  # two badly reconstructed
+    every = data_bank(ProjectingAAE(), x, 100.0)
+    assert torch.equal(every, x[:, :2])
+    kept = data_bank(ProjectingAAE(), x, 80.0)
+    assert torch.equal(kept, x[:8, :2])
+    with pytest.raises(ValueError, match=r"percentile must be in \(0, 100\]"):
+        data_bank(ProjectingAAE(), x, 0.0)
+
+
+def test_snap_picks_chain_points_in_order_or_interpolates_a_short_chain():
+    line = torch.tensor([0.0, 1.0, 1.1, 5.0, 9.0, 10.0])[:, None]
+    torch.testing.assert_close(resample(line, line, 2, snap=True), line[[0, 3, 5]])
+    crowded = torch.tensor([0.0, 4.9, 5.0, 5.1, 10.0])[:, None]  # nearest to 2.5 and 5 collide
+    picked = resample(crowded, crowded, 3, snap=True)[:, 0]
+    assert picked.diff().gt(0).all() and set(picked.tolist()) <= set(crowded[:, 0].tolist())
+    short = torch.tensor([0.0, 10.0])[:, None]  # fewer points than T + 1: interpolated
+    torch.testing.assert_close(resample(short, short, 4, snap=True)[:, 0], torch.arange(5.0) * 2.5)
