@@ -108,6 +108,8 @@ class AAE(nn.Module):
         self.prior = _build_prior(config.prior, d)
         if self.prior.dim != d:
             raise ValueError(f"prior has dim {self.prior.dim}, latent_dim is {d}")
+        # Encoded training images (N, d), the nodes of the "graph" navigator; saved when set.
+        self.register_buffer("latent_bank", None)
 
     @property
     def latent_dim(self) -> int:
@@ -150,14 +152,17 @@ class AAE(nn.Module):
         return codes
 
     def to_config(self) -> dict[str, Any]:
-        """The config as plain data, with the prior's, and the attached compass's when there is
-        one (``aae.compass``, a refitted :class:`LatentDiscriminator`, DESIGN.md §3)."""
+        """The config as plain data, with the prior's, the attached compass's when there is
+        one (``aae.compass``, a refitted :class:`LatentDiscriminator`, DESIGN.md §3), and the
+        size of ``aae.latent_bank`` when set."""
         config = asdict(self.config)
         config["prior"] = self.prior.config()
         compass = getattr(self, "compass", None)
         if isinstance(compass, LatentDiscriminator):
             config["compass"] = {"hidden": list(compass.hidden),
                                  "spectral_norm": compass.spectral_norm}  # fmt: skip
+        if self.latent_bank is not None:
+            config["latent_bank"] = int(self.latent_bank.shape[0])
         return config
 
     @classmethod
@@ -165,7 +170,10 @@ class AAE(nn.Module):
         """An untrained AAE (and compass) from :meth:`to_config`'s data."""
         config = dict(config)
         compass = config.pop("compass", None)
+        bank = config.pop("latent_bank", None)
         aae = cls(AAEConfig(**config))
+        if bank is not None:
+            aae.latent_bank = torch.zeros(int(bank), aae.latent_dim)
         if compass is not None:
             aae.compass = LatentDiscriminator(
                 aae.latent_dim, tuple(compass["hidden"]), bool(compass["spectral_norm"])
@@ -173,8 +181,8 @@ class AAE(nn.Module):
         return aae
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write weights and config (and the attached compass) to one safetensors file,
-        atomically."""
+        """Write weights and config (and the attached compass and latent bank) to one
+        safetensors file, atomically."""
         return save_tensors(path, self.state_dict(), CHECKPOINT_FORMAT, self.to_config())
 
     @classmethod

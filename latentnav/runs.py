@@ -34,6 +34,7 @@ from latentnav.data import ImageData, ImageDataModule
 from latentnav.density_ratio import RatioFitConfig
 from latentnav.diffusion import DiffusionConfig, LatentDiffusion
 from latentnav.metrics.mmd import mmd2
+from latentnav.navigation.graph import data_bank
 from latentnav.run_figures import (
     aae_figures,
     draw_figures,
@@ -100,7 +101,10 @@ class RunConfig:
 
 def attach_compass(aae: AAE, datamodule, config: CompassConfig | None) -> dict[str, Any]:
     """Refit the compass on the trained, frozen encoder (train images, validated on the
-    validation split) and attach it as ``aae.compass``; returns its held-out report."""
+    validation split) and attach it as ``aae.compass``; returns its held-out report. Also
+    attaches the encoded training images as ``aae.latent_bank`` (the "graph" navigator's nodes,
+    :func:`~latentnav.navigation.graph.data_bank`)."""
+    aae.latent_bank = data_bank(aae.eval(), datamodule.train_data.images).cpu()
     if config is None:
         return {}
     compass, report = fit_compass(

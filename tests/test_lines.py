@@ -99,6 +99,18 @@ def test_cli_trains_on_lines(tmp_path, capsys):
     assert metrics["config"]["model"]["image_shape"] == [1, 16, 16]
     assert metrics["test"]["n_images"] == 50
     assert (out / "aae.safetensors").is_file()
+    # The checkpoint carries the encoded training images: the graph navigator needs nothing else.
+    from latentnav.aae import AAE
+    from latentnav.navigation import Navigator
+
+    aae = AAE.load(out / "aae.safetensors")
+    train = load_dataset("lines:size=16,train=200,test=50", "train")
+    with torch.no_grad():
+        every = aae.encode(train.images)
+    assert 100 <= len(aae.latent_bank) <= 200 and aae.latent_bank.shape[1] == 2
+    assert torch.cdist(aae.latent_bank, every).min(1).values.max() < 1e-4
+    path = Navigator(aae, "graph", steps=8, k=3).path(every[:3], every[3:6])
+    assert path.z.shape == (3, 9, 2) and torch.equal(path.z[:, -1], every[3:6])
 
 
 # --- projection and threshold ---------------------------------------------------------------

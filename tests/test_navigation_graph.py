@@ -48,7 +48,7 @@ def test_the_geodesic_follows_a_circle_of_data_along_the_shorter_arc():
 def test_far_data_leaves_the_straight_path():
     aae, bank = IdentityAAE(), circle(50, radius=100.0)
     z_a, z_b = torch.tensor([[0.0, 0.0]]), torch.tensor([[1.0, 0.5]])
-    path = make_method("graph", aae, bank=bank, steps=4, k=3).path(z_a, z_b)
+    path = make_method("graph", aae, bank=bank, steps=4, k=3, power=2.0).path(z_a, z_b)
     expected = z_a + torch.linspace(0, 1, 5)[:, None] * (z_b - z_a)
     torch.testing.assert_close(path.z[0], expected)
     assert path.records["hops"].tolist() == [0]
@@ -119,3 +119,20 @@ def test_snap_picks_chain_points_in_order_or_interpolates_a_short_chain():
     assert picked.diff().gt(0).all() and set(picked.tolist()) <= set(crowded[:, 0].tolist())
     short = torch.tensor([0.0, 10.0])[:, None]  # fewer points than T + 1: interpolated
     torch.testing.assert_close(resample(short, short, 4, snap=True)[:, 0], torch.arange(5.0) * 2.5)
+
+
+def test_an_aae_saves_and_loads_its_latent_bank(tmp_path):
+    from latentnav.aae import AAE, AAEConfig
+
+    torch.manual_seed(0)
+    aae = AAE(AAEConfig(image_shape=(6,), latent_dim=3, hidden=(8,), disc_hidden=(8,))).eval()
+    x = torch.rand(30, 6, generator=torch.Generator().manual_seed(1))
+    with pytest.raises(ValueError, match="latentnav train-aae` stores them"):
+        make_method("graph", aae)
+    aae.latent_bank = data_bank(aae, x)
+    loaded = AAE.load(aae.save(tmp_path / "aae.safetensors"))
+    assert torch.equal(loaded.latent_bank, aae.latent_bank) and loaded.latent_bank.shape == (30, 3)
+    z_a, z_b = loaded.latent_bank[:2], loaded.latent_bank[2:4]
+    by_default = make_method("graph", loaded, steps=5, k=4).path(z_a, z_b)
+    given = make_method("graph", aae, bank=aae.latent_bank, steps=5, k=4).path(z_a, z_b)
+    assert torch.equal(by_default.z, given.z)

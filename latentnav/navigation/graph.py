@@ -46,12 +46,14 @@ def _decode_flat(aae: nn.Module, z: torch.Tensor, chunk: int = 4096) -> torch.Te
 
 @torch.no_grad()
 def data_bank(
-    aae: nn.Module, images: torch.Tensor, percentile: float = 99.0, chunk: int = 4096
+    aae: nn.Module, images: torch.Tensor, percentile: float = 100.0, chunk: int = 4096
 ) -> torch.Tensor:
     """The bank of a :class:`DataGraph`: latents E(x) (N′, d) of ``images`` (N, *image_shape)
-    whose reconstruction error ‖G(E(x)) − x‖ is at most its ``percentile`` over the images (100
-    keeps all). A badly reconstructed image decodes near another angle or class than its own,
-    so its node would join distant parts of the data: a wormhole the geodesic takes."""
+    whose reconstruction error ‖G(E(x)) − x‖ is at most its ``percentile`` over the images
+    (default 100: all). A badly reconstructed image decodes near another angle or class than its
+    own, so its node joins distant parts of the data; but where the encoder tears the data
+    manifold those nodes are the only bridges, and dropping them disconnects it (RESULTS
+    §6.13)."""
     if not (isinstance(images, torch.Tensor) and images.ndim >= 2 and len(images) >= 2):
         raise ValueError(f"images must be a batch (N ≥ 2, *image_shape), got {images!r:.60}")
     if not 0 < percentile <= 100:
@@ -72,8 +74,8 @@ class DataGraph:
         self,
         aae: nn.Module,
         bank: torch.Tensor,
-        k: int = 10,
-        power: float = 2.0,
+        k: int = 20,
+        power: float = 3.0,
         neighbours: str = "latent",
     ):
         import scipy.sparse as sp
@@ -175,17 +177,18 @@ def resample(
 
 @register_method("graph")
 class GraphPath(Method):
-    """``GraphPath(aae, bank, steps=32, k=10, power=2.0)`` or ``graph=`` a built
-    :class:`DataGraph` (shared between methods); ``callback`` sees each point k = 1..T as
-    ``{"k", "z"}``."""
+    """``GraphPath(aae, bank, steps=32, k=20, power=3.0)`` (chosen on dev pairs, RESULTS §6.13);
+    ``bank`` defaults to ``aae.latent_bank`` (stored by ``latentnav train-aae``),
+    or ``graph=`` a built :class:`DataGraph` (shared between methods); ``callback`` sees each
+    point k = 1..T as ``{"k", "z"}``."""
 
     def __init__(
         self,
         aae: nn.Module,
         bank: torch.Tensor | None = None,
         steps: int = 32,
-        k: int = 10,
-        power: float = 2.0,
+        k: int = 20,
+        power: float = 3.0,
         neighbours: str = "latent",
         snap: bool = False,
         graph: DataGraph | None = None,
@@ -193,10 +196,12 @@ class GraphPath(Method):
         super().__init__(aae)
         self.steps, self.snap = check_steps(steps), bool(snap)
         if graph is None:
+            bank = getattr(aae, "latent_bank", None) if bank is None else bank
             if bank is None:
                 raise ValueError(
-                    "the graph method needs bank= (N, d): encoded training latents, "
-                    "e.g. aae.encode(train_images), or graph= a DataGraph"
+                    "the graph method needs bank= (N, d): encoded training latents, e.g. "
+                    "data_bank(aae, train_images); `latentnav train-aae` stores them in the "
+                    "checkpoint as aae.latent_bank (or pass graph= a DataGraph)"
                 )
             graph = DataGraph(aae, bank, k, power, neighbours)
         self.graph = graph
