@@ -47,7 +47,7 @@ def load_model(path: str) -> tuple[AAE, object]:
     return AAE.load(path).eval(), None
 
 
-FLOAT_OPTIONS = {"t0", "step_size", "eps", "weight", "lr", "tol", "power"}
+FLOAT_OPTIONS = {"t0", "step_size", "eps", "weight", "lr", "tol", "power", "hop"}
 
 
 def method_options(kw: dict[str, float], diffusion, discriminator) -> dict:

@@ -68,7 +68,8 @@ def test_one_graph_serves_several_methods_and_the_config_is_plain_data():
     b = make_method("graph", aae, graph=graph, steps=9)
     z = circle(40)[:2]
     assert a.path(z[0], z[1]).z.shape == (1, 6, 2) and b.path(z[0], z[1]).z.shape == (1, 10, 2)
-    expected = {"steps": 5, "k": 3, "power": 2.0, "neighbours": "latent", "snap": False, "bank": 40}
+    expected = {"steps": 5, "k": 3, "power": 2.0, "neighbours": "latent", "hop": None}
+    expected.update(snap=False, bank=40)
     assert a.config() == expected
 
 
@@ -136,3 +137,15 @@ def test_an_aae_saves_and_loads_its_latent_bank(tmp_path):
     by_default = make_method("graph", loaded, steps=5, k=4).path(z_a, z_b)
     given = make_method("graph", aae, bank=aae.latent_bank, steps=5, k=4).path(z_a, z_b)
     assert torch.equal(by_default.z, given.z)
+
+
+def test_with_hop_the_cost_of_a_chain_of_short_hops_is_its_length():
+    aae, bank = IdentityAAE(), circle(360)
+    ends = torch.tensor([0.3, 0.9]) * math.pi
+    z_a, z_b = (torch.stack([e.cos(), e.sin()])[None] for e in ends)
+    path = make_method("graph", aae, bank=bank, steps=8, k=4, power=4.0, hop=1.0).path(z_a, z_b)
+    chord = 2 * math.sin(math.radians(0.5))  # every hop: 1° of arc; h is the longest edge
+    torch.testing.assert_close(path.records["cost"], torch.tensor([108 * chord]), rtol=1e-4, atol=0)
+    assert (path.z.norm(dim=-1) - 1).abs().max() < 1e-3  # the direct chord costs (1.62/h)³ more
+    with pytest.raises(ValueError, match=r"hop must be a quantile in \(0, 1\]"):
+        make_method("graph", aae, bank=bank, hop=1.5)

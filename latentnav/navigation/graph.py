@@ -77,6 +77,7 @@ class DataGraph:
         k: int = 20,
         power: float = 3.0,
         neighbours: str = "latent",
+        hop: float | None = None,
     ):
         import scipy.sparse as sp
 
@@ -94,11 +95,17 @@ class DataGraph:
             raise ValueError(f"power must be > 0, got {power!r}")
         if neighbours not in NEIGHBOURS:
             raise ValueError(f"neighbours must be one of {NEIGHBOURS}, got {neighbours!r}")
+        if hop is not None and not 0 < hop <= 1:
+            raise ValueError(f"hop must be a quantile in (0, 1] or None, got {hop!r}")
         self.aae, self.k, self.power, self.neighbours = aae, k, float(power), neighbours
+        self.hop, self.scale = hop, None
         self.bank = bank.detach()
         self.frames = _decode_flat(aae, self.bank).cpu()
         nbr = self._neighbours(self.bank, self.frames, skip_self=True)
         rows = torch.arange(len(bank))[:, None].expand_as(nbr)
+        length = (self.frames[rows] - self.frames[nbr]).norm(dim=-1).double()
+        if hop is not None:  # h: the hop-quantile of the bank's own edge lengths
+            self.scale = float(torch.quantile(length.flatten()[:1_000_000], hop))
         cost = self._cost(self.frames[rows], self.frames[nbr])
         n = len(bank)
         g = sp.csr_matrix((cost.flatten(), (rows.flatten().numpy(), nbr.flatten().numpy())), (n, n))
@@ -115,7 +122,12 @@ class DataGraph:
         return torch.cat(found, 1)
 
     def _cost(self, a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
-        return ((a - b).norm(dim=-1).double() ** self.power).numpy() + 1e-12
+        """‖a − b‖^p, or with ``hop`` the length itself up to h and ‖a − b‖·(‖a − b‖/h)^(p−1)
+        beyond it: the shortest chain of hops no longer than h."""
+        length = (a - b).norm(dim=-1).double()
+        if self.scale is None:
+            return (length**self.power).numpy() + 1e-12
+        return (length * (length / self.scale).clamp_min(1) ** (self.power - 1)).numpy() + 1e-12
 
     def geodesics(self, z_a: torch.Tensor, z_b: torch.Tensor) -> tuple[list[list[int]], np.ndarray]:
         """z_a, z_b: (B, d) → (chains of bank indices, costs (B,)); a chain may be empty (the
@@ -191,6 +203,7 @@ class GraphPath(Method):
         power: float = 3.0,
         neighbours: str = "latent",
         snap: bool = False,
+        hop: float | None = None,
         graph: DataGraph | None = None,
     ):
         super().__init__(aae)
@@ -203,7 +216,7 @@ class GraphPath(Method):
                     "data_bank(aae, train_images); `latentnav train-aae` stores them in the "
                     "checkpoint as aae.latent_bank (or pass graph= a DataGraph)"
                 )
-            graph = DataGraph(aae, bank, k, power, neighbours)
+            graph = DataGraph(aae, bank, k, power, neighbours, hop)
         self.graph = graph
 
     def config(self) -> dict[str, Any]:
@@ -212,6 +225,7 @@ class GraphPath(Method):
             "k": self.graph.k,
             "power": self.graph.power,
             "neighbours": self.graph.neighbours,
+            "hop": self.graph.hop,
             "snap": self.snap,
             "bank": len(self.graph.bank),
         }
