@@ -75,3 +75,20 @@ def test_parse_pairs_by_class_and_at_random():
     a, b = parse_pairs("random:5", labels, seed=0)
     assert len(a) == 5 and (labels[a] != labels[b]).all()
     assert torch.equal(parse_pairs("random:5", labels, seed=0)[0], a)  # seeded
+
+
+def test_the_graph_method_runs_on_a_checkpoint_with_a_latent_bank(files, capsys, tmp_path):
+    from latentnav.navigation.graph import data_bank
+
+    aae = AAE.load(files / "aae.safetensors")
+    assert main(["navigate", str(files / "aae.safetensors"), "--data", str(files / "tiny.npz"),
+                 "--method", "graph", "--out", str(tmp_path / "no")]) != 0  # fmt: skip
+    assert "needs bank=" in capsys.readouterr().err
+    images = torch.from_numpy(np.load(files / "tiny.npz")["x_train"]).float()[:, None] / 255
+    aae.latent_bank = data_bank(aae, images)
+    aae.save(tmp_path / "aae.safetensors")
+    argv = ["navigate", str(tmp_path / "aae.safetensors"), "--data", str(files / "tiny.npz")]
+    assert main([*argv, "--steps", "6", "--method", "graph", "--pairs", "0,1",
+                 "--out", str(tmp_path / "graph")]) == 0  # fmt: skip
+    path = LatentPath.load(tmp_path / "graph" / "paths.safetensors")
+    assert path.method == "graph" and path.z.shape == (1, 7, 2) and path.config["bank"] == 60
