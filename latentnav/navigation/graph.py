@@ -3,7 +3,9 @@
 
 Nodes are a bank of latents z_i = E(x_i), ``bank: (N, d)``, each joined to its ``k`` nearest
 neighbours in latent space; an edge costs ‖G(z_i) − G(z_j)‖^p in decoded pixels (p = ``power``),
-so p > 1 prefers many short hops between decoded frames over a few long ones. z_a and z_b join
+so p > 1 prefers many short hops between decoded frames over a few long ones (``hop=q``: the
+edge costs its length ℓ up to h, the q-quantile of the bank's edge lengths, and ℓ·(ℓ/h)^(p−1)
+beyond, so the chain is the shortest one of hops up to about h). z_a and z_b join
 the graph through their own ``k`` nearest bank latents (and one direct edge a → b). Dijkstra
 (scipy.sparse.csgraph) finds the cheapest chain a → z_{i_1} → … → z_{i_m} → b; the path is its
 polyline in latent space resampled to T + 1 points at equal decoded arc length (arc measured
