@@ -47,7 +47,6 @@ from latentnav.compass import CompassConfig, fit_compass
 from latentnav.data import load_dataset
 from latentnav.metrics import LineManifold, ManifoldReport, wrap_angle
 from latentnav.navigation import METHODS, DensityCompass, make_method
-from latentnav.navigation.graph import data_bank
 from latentnav.runs import RunConfig, train_aae_run
 from latentnav.training import TrainConfig
 
@@ -55,13 +54,9 @@ SMOKE = {"train": 500, "test": 100, "epochs": 1, "pairs": 4, "hidden": "32", "di
          "compass_steps": 20, "grid": 360, "steps": 8}  # fmt: skip
 
 
-def method_options(
-    name: str, aae: torch.nn.Module, steps: int, bank: torch.Tensor
-) -> dict[str, Any]:
-    """The options each method gets: T, the compass where the method takes one, and the
-    encoded training images as the graph's bank."""
-    if name == "graph":
-        return {"steps": steps, "bank": bank}
+def method_options(name: str, aae: torch.nn.Module, steps: int) -> dict[str, Any]:
+    """The options each method gets: T, and the compass where the method takes one (the graph
+    takes its bank from ``aae.latent_bank``, which the training run stored)."""
     if name == "stepwise":
         return {"steps": steps, "compass": DensityCompass(aae.compass, aae.prior)}
     if name == "optimizer":  # energy defaults to label_free(aae, compass)
@@ -121,13 +116,12 @@ def run_one(args: argparse.Namespace, latent_dim: int) -> dict[str, Any]:
     with torch.no_grad():
         z_a, z_b = aae.encode(test.images[pairs[:, 0]]), aae.encode(test.images[pairs[:, 1]])
     targets = (test.angles[pairs[:, 0]], test.angles[pairs[:, 1]])
-    bank = data_bank(aae, train.images, 100.0)  # every training image: pruning tears the circle
     reports: dict[str, ManifoldReport] = {}
     seconds: dict[str, float] = {}
     skipped: dict[str, str] = {}
     for name in METHODS:
         try:
-            method = make_method(name, aae, **method_options(name, aae, args.steps, bank))
+            method = make_method(name, aae, **method_options(name, aae, args.steps))
         except (ValueError, TypeError, ImportError) as e:
             skipped[name] = str(e)
             continue

@@ -147,8 +147,7 @@ def main(argv: list[str] | None = None) -> None:
         if name == "slerp":
             nav = Navigator(aae, "slerp", steps=32)
         elif name == "graph":  # the k-NN graph over the encoded training images
-            if bank is None:
-                bank = data_bank(aae, graph_images, args.keep)
+            bank = bank if bank is not None else data_bank(aae, graph_images, args.keep)
             nav = Navigator(aae, "graph", steps=32, bank=bank, **method_options(kw, None, None))
         elif name not in ("label_free", "scale_free"):
             model = diffusion if name in DIFFUSION_METHODS else None
@@ -179,8 +178,7 @@ def main(argv: list[str] | None = None) -> None:
                 + [zc[:, -1:]], 1)  # fmt: skip
             path = nav.method.from_start(start_path, za, zb)
         elif "ginit" in opt:  # start from the graph path (k = ginit, power 2)
-            if bank is None:
-                bank = data_bank(aae, graph_images, args.keep)
+            bank = bank if bank is not None else data_bank(aae, graph_images, args.keep)
             init = Navigator(aae, "graph", steps=32, bank=bank, k=int(opt["ginit"]))
             path = nav.method.from_start(init.path(za, zb).z, za, zb)
         elif "init_t0" in opt:  # start from the "score" method's path

@@ -56,8 +56,9 @@ class CompassConfig:
 
 @torch.no_grad()
 def encode_all(aae: torch.nn.Module, images: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
-    """E(x) for images (N, *image_shape) on the AAE's device → (N, d)."""
-    device = next(aae.parameters()).device
+    """E(x) for images (N, *image_shape) on the AAE's device (the images' if it has no weights)
+    → (N, d)."""
+    device = next(aae.parameters(), images).device
     return torch.cat([aae.encode(x.to(device)) for x in images.split(batch_size)])
 
 

@@ -104,7 +104,7 @@ def attach_compass(aae: AAE, datamodule, config: CompassConfig | None) -> dict[s
     validation split) and attach it as ``aae.compass``; returns its held-out report. Also
     attaches the encoded training images as ``aae.latent_bank`` (the "graph" navigator's nodes,
     :func:`~latentnav.navigation.graph.data_bank`)."""
-    aae.latent_bank = data_bank(aae.eval(), datamodule.train_data.images).cpu()
+    aae.latent_bank = data_bank(aae, datamodule.train_data.images)
     if config is None:
         return {}
     compass, report = fit_compass(

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from latentnav._modules import evaluating
+from latentnav.compass import encode_all
 from latentnav.navigation.methods import Method, check_steps, register_method
 from latentnav.navigation.path import LatentPath
 
@@ -60,12 +62,13 @@ def data_bank(
         raise ValueError(f"images must be a batch (N ≥ 2, *image_shape), got {images!r:.60}")
     if not 0 < percentile <= 100:
         raise ValueError(f"percentile must be in (0, 100], got {percentile!r}")
-    z = torch.cat([aae.encode(x) for x in images.split(chunk)])
-    error = torch.cat(
-        [(_decode_flat(aae, part) - x.flatten(1).float()).norm(dim=1)
-         for part, x in zip(z.split(chunk), images.split(chunk), strict=True)]
-    )  # fmt: skip
-    return z[error <= torch.quantile(error, percentile / 100)]
+    with evaluating(aae):
+        z = encode_all(aae, images, chunk)  # on the AAE's device
+        error = torch.cat(
+            [(_decode_flat(aae, part) - x.to(part).flatten(1).float()).norm(dim=1)
+             for part, x in zip(z.split(chunk), images.split(chunk), strict=True)]
+        )  # fmt: skip
+    return z[error <= np.percentile(error.cpu().numpy(), percentile)]
 
 
 class DataGraph:
@@ -105,10 +108,13 @@ class DataGraph:
         self.frames = _decode_flat(aae, self.bank).cpu()
         nbr = self._neighbours(self.bank, self.frames, skip_self=True)
         rows = torch.arange(len(bank))[:, None].expand_as(nbr)
-        length = (self.frames[rows] - self.frames[nbr]).norm(dim=-1).double()
+        length = torch.cat(  # (N, k) edge lengths, 1024 rows at a time: never (N, k, P) at once
+            [(self.frames[r, None] - self.frames[i]).norm(dim=-1)
+             for r, i in zip(torch.arange(len(bank)).split(1024), nbr.split(1024), strict=True)]
+        )  # fmt: skip
         if hop is not None:  # h: the hop-quantile of the bank's own edge lengths
-            self.scale = float(torch.quantile(length.flatten()[:1_000_000], hop))
-        cost = self._cost(self.frames[rows], self.frames[nbr])
+            self.scale = float(np.quantile(length.double().numpy(), hop))
+        cost = self._cost(length)
         n = len(bank)
         g = sp.csr_matrix((cost.flatten(), (rows.flatten().numpy(), nbr.flatten().numpy())), (n, n))
         self.graph = g.maximum(g.T).tocsr()  # symmetric: the cost is, so no double counting
@@ -123,30 +129,38 @@ class DataGraph:
             found.append(_nearest(frames, self.frames, self.k, skip_self))
         return torch.cat(found, 1)
 
-    def _cost(self, a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
-        """‖a − b‖^p, or with ``hop`` the length itself up to h and ‖a − b‖·(‖a − b‖/h)^(p−1)
-        beyond it: the shortest chain of hops no longer than h."""
-        length = (a - b).norm(dim=-1).double()
+    def _cost(self, length: torch.Tensor) -> np.ndarray:
+        """ℓ^p of decoded edge lengths ℓ, or with ``hop`` ℓ up to h and ℓ·(ℓ/h)^(p−1) beyond it:
+        the shortest chain of hops no longer than h."""
+        length = length.double()
         if self.scale is None:
             return (length**self.power).numpy() + 1e-12
         return (length * (length / self.scale).clamp_min(1) ** (self.power - 1)).numpy() + 1e-12
 
-    def geodesics(self, z_a: torch.Tensor, z_b: torch.Tensor) -> tuple[list[list[int]], np.ndarray]:
-        """z_a, z_b: (B, d) → (chains of bank indices, costs (B,)); a chain may be empty (the
-        direct edge a → b was cheapest)."""
+    def geodesics(
+        self,
+        z_a: torch.Tensor,
+        z_b: torch.Tensor,
+        f_a: torch.Tensor | None = None,
+        f_b: torch.Tensor | None = None,
+    ) -> tuple[list[list[int]], np.ndarray]:
+        """z_a, z_b: (B, d) (their decoded frames f_a, f_b: (B, P) on the CPU, if already at
+        hand) → (chains of bank indices, costs (B,)); a chain may be empty (the direct edge
+        a → b was cheapest)."""
         import scipy.sparse as sp
         from scipy.sparse.csgraph import dijkstra
 
         n, b = len(self.bank), len(z_a)
-        f_a, f_b = _decode_flat(self.aae, z_a).cpu(), _decode_flat(self.aae, z_b).cpu()
+        f_a = _decode_flat(self.aae, z_a).cpu() if f_a is None else f_a
+        f_b = _decode_flat(self.aae, z_b).cpu() if f_b is None else f_b
         near_a, near_b = self._neighbours(z_a, f_a), self._neighbours(z_b, f_b)
         pair = torch.arange(b)[:, None].expand_as(near_a)
         src = [n + pair.flatten(), near_b.flatten(), n + torch.arange(b)]  # sources n..n+b−1
         dst = [near_a.flatten(), n + b + pair.flatten(), n + b + torch.arange(b)]  # sinks after
         cost = [
-            self._cost(f_a[:, None], self.frames[near_a]).flatten(),
-            self._cost(f_b[:, None], self.frames[near_b]).flatten(),
-            self._cost(f_a, f_b),
+            self._cost((f_a[:, None] - self.frames[near_a]).norm(dim=-1)).flatten(),
+            self._cost((f_b[:, None] - self.frames[near_b]).norm(dim=-1)).flatten(),
+            self._cost((f_a - f_b).norm(dim=-1)),
         ]
         size = n + 2 * b
         g = sp.block_diag([self.graph, sp.csr_matrix((2 * b, 2 * b))], format="csr")
@@ -233,8 +247,8 @@ class GraphPath(Method):
         }
 
     def _path(self, z_a, z_b, callback):
-        chains, costs = self.graph.geodesics(z_a, z_b)
         f_a, f_b = _decode_flat(self.aae, z_a).cpu(), _decode_flat(self.aae, z_b).cpu()
+        chains, costs = self.graph.geodesics(z_a, z_b, f_a, f_b)
         bank, frames = self.graph.bank.to(z_a), self.graph.frames
         z = torch.stack(
             [
