@@ -5,6 +5,9 @@ the pairs of ``benchmarks/lines_manifold.py`` (seed + 1, ≥ 30° apart).
 
     cd experiments; PYTHONPATH=../benchmarks python probe_lines_graph.py \
         --aae /work/runs/lines_d8/d8/aae.safetensors slerp graph,k=10,p=2 graph,k=10,p=1
+Variant options: any of ``GraphPath``'s (k, power, neighbours, snap, hop, invert); keep=q: the
+bank without the images above the q-th percentile of reconstruction error; data=1: the graph over
+the training images themselves (``images=``, its bank inverted above the ``invert`` quantile).
 """
 
 from __future__ import annotations
@@ -98,7 +101,10 @@ def main() -> None:
             continue
         if name.startswith("graph"):
             pct = opts.pop("keep", 100.0)
-            opts["bank"] = bank if pct == 100 else data_bank(aae, train.images, pct)
+            if opts.pop("data", 0):  # the graph over the images themselves, its bank inverted
+                opts["images"] = train.images
+            else:
+                opts["bank"] = bank if pct == 100 else data_bank(aae, train.images, pct)
         start = time.perf_counter()
         method = make_method(name, aae, steps=32, **opts)
         path = method.path(z_a, z_b)

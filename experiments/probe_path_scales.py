@@ -10,8 +10,9 @@ Variants: ``slerp``, ``label_free[,key=value...]``, ``scale_free[,key=value...]`
 presets: density_weight, cycle_weight, jump_weight, jump_power; and of the optimiser: it =
 iterations, lr, tol; coarse=T₀: optimise at T₀ first, subdivide each segment by SLERP to T = 32,
 then run ``it`` iterations; decay = lr_decay; init_t0=t, init_n=n: start from the path of
-``score,t0=t,corrections=n``; ginit=k: start from the path of ``graph,k=k``). Any other method of
-the registry by name with its options (``score,t0=0.05,corrections=3``,
+``score,t0=t,corrections=n``; ginit=k: start from the path of ``graph,k=k``; ``graph,data=1``:
+the graph over the bank's images themselves, its bank inverted above the ``invert`` quantile).
+Any other method of the registry by name with its options (``score,t0=0.05,corrections=3``,
 ``sde,t0=0.1,substeps=20,guided=1``: the bundle's diffusion model, and ``--discriminator`` D_ψ when
 guided). ``--pairs dev`` (default) tunes on the dev pairs of path_optimizer_sweep.py; ``--pairs
 final`` the 1 000 evaluation pairs.
@@ -47,7 +48,7 @@ def load_model(path: str) -> tuple[AAE, object]:
     return AAE.load(path).eval(), None
 
 
-FLOAT_OPTIONS = {"t0", "step_size", "eps", "weight", "lr", "tol", "power", "hop"}
+FLOAT_OPTIONS = {"t0", "step_size", "eps", "weight", "lr", "tol", "power", "hop", "invert"}
 
 
 def method_options(kw: dict[str, float], diffusion, discriminator) -> dict:
@@ -148,7 +149,12 @@ def main(argv: list[str] | None = None) -> None:
             nav = Navigator(aae, "slerp", steps=32)
         elif name == "graph":  # the k-NN graph over the encoded training images
             bank = bank if bank is not None else data_bank(aae, graph_images, args.keep)
-            nav = Navigator(aae, "graph", steps=32, bank=bank, **method_options(kw, None, None))
+            options = method_options(kw, None, None)
+            if options.pop("data", 0):  # the graph over the images themselves, bank inverted
+                options["images"] = graph_images
+            else:
+                options["bank"] = bank
+            nav = Navigator(aae, "graph", steps=32, **options)
         elif name not in ("label_free", "scale_free"):
             model = diffusion if name in DIFFUSION_METHODS else None
             nav = Navigator(aae, name, steps=32, **method_options(kw, model, discriminator))

@@ -45,8 +45,10 @@ OPTIONS = {
     "sde": {"steps": T, "substeps": 4},  # noise drawn per batch, like stepwise's Langevin noise
     "class": {"steps": T, "iterations": 4},
     "graph": {"steps": T, "k": 3},  # bank: BANK
+    "graph/data": {"steps": T, "k": 3},  # images: IMAGES, the bank their inverted encodings
 }
 BANK = torch.randn(40, D, generator=torch.Generator().manual_seed(5))
+IMAGES = torch.rand(40, 6, generator=torch.Generator().manual_seed(6))
 RECORDS = {  # name → per point (True) or per pair (False)
     "lerp": {},
     "slerp": {},
@@ -57,11 +59,13 @@ RECORDS = {  # name → per point (True) or per pair (False)
     "sde": {"correction": True},
     "class": {"energy": False, "iterations": False, "log_p": True, "in_class": True},
     "graph": {"hops": False, "cost": False},
+    "graph/data": {"hops": False, "cost": False},
 }
 CALLS = {"lerp": T, "slerp": T, "stepwise": T, "optimizer": 4, "ode": 1, "score": T, "sde": T,
-         "class": 4, "graph": T}  # fmt: skip
+         "class": 4, "graph": T, "graph/data": T}  # fmt: skip
 BATCH_TOLERANCE = {"lerp": 0.0, "slerp": 0.0, "stepwise": 1e-5, "optimizer": 1e-5, "ode": 1e-4,
-                   "score": 1e-5, "sde": None, "class": 1e-5, "graph": 1e-5}  # fmt: skip
+                   "score": 1e-5, "sde": None, "class": 1e-5, "graph": 1e-5,
+                   "graph/data": 1e-5}  # fmt: skip
 DIFFUSION = ("ode", "score", "sde")
 
 
@@ -74,7 +78,9 @@ def method(name, aae, diffusion):
         options["classifier"] = LatentClassifier(D, 3, hidden=(16,))
     if name == "graph":
         options["bank"] = BANK
-    return make_method(name, aae, **options)
+    if name == "graph/data":
+        options["images"] = IMAGES
+    return make_method(name.split("/")[0], aae, **options)
 
 
 def pairs(n=B, seed=3):
@@ -83,7 +89,8 @@ def pairs(n=B, seed=3):
 
 
 def test_every_registered_method_is_covered():
-    assert set(METHODS) == set(OPTIONS)  # a new method needs its row here ("geodesic": stochman)
+    # A new method needs its row here ("geodesic": stochman); "name/variant" rows are extra.
+    assert set(METHODS) == {name.split("/")[0] for name in OPTIONS}
 
 
 @pytest.fixture(params=sorted(OPTIONS))
@@ -94,7 +101,7 @@ def name(request):
 def test_shapes_endpoints_records_and_finite_output(name, aae, diffusion):
     a, b = pairs()
     path = method(name, aae, diffusion).path(a, b)
-    assert isinstance(path, LatentPath) and path.method == name
+    assert isinstance(path, LatentPath) and path.method == name.split("/")[0]
     assert path.z.shape == (B, T + 1, D) and torch.isfinite(path.z).all()
     assert torch.equal(path.z[:, 0], a) and torch.equal(path.z[:, -1], b)
     assert set(path.records) == set(RECORDS[name])

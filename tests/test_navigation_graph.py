@@ -22,6 +22,9 @@ class IdentityAAE(nn.Module):
     def decode(self, z):
         return z
 
+    def encode(self, x):
+        return x
+
 
 def circle(n, radius=1.0):
     angle = torch.arange(n) * (2 * math.pi / n)
@@ -69,7 +72,7 @@ def test_one_graph_serves_several_methods_and_the_config_is_plain_data():
     z = circle(40)[:2]
     assert a.path(z[0], z[1]).z.shape == (1, 6, 2) and b.path(z[0], z[1]).z.shape == (1, 10, 2)
     expected = {"steps": 5, "k": 3, "power": 2.0, "neighbours": "latent", "hop": None}
-    expected.update(snap=False, bank=40)
+    expected.update(snap=False, bank=40, invert=None)
     assert a.config() == expected
 
 
@@ -82,6 +85,19 @@ def test_one_graph_serves_several_methods_and_the_config_is_plain_data():
         ({"bank": torch.full((10, 2), float("nan"))}, "non-finite"),
         ({"bank": torch.zeros(10, 2), "k": 10}, r"k must be an int in \[1, N − 1\]"),
         ({"bank": torch.zeros(10, 2), "k": 3, "power": 0}, "power must be > 0"),
+        (
+            {"bank": torch.zeros(10, 2), "k": 3, "neighbours": "data"},
+            r'"data" needs images= \(N = 10',
+        ),
+        (
+            {"bank": torch.zeros(10, 2), "k": 3, "images": torch.zeros(9, 2)},
+            r"needs images= \(N = 10",
+        ),
+        ({"bank": torch.zeros(10, 2), "k": 3, "images": torch.zeros(10, 3)}, "decoder's 2 pixels"),
+        (
+            {"bank": torch.zeros(10, 2), "k": 3, "images": torch.full((10, 2), float("inf"))},
+            "non-finite",
+        ),
     ],
 )
 def test_bad_options_name_the_argument(options, message):
@@ -149,3 +165,34 @@ def test_with_hop_the_cost_of_a_chain_of_short_hops_is_its_length():
     assert (path.z.norm(dim=-1) - 1).abs().max() < 1e-3  # the direct chord costs (1.62/h)³ more
     with pytest.raises(ValueError, match=r"hop must be a quantile in \(0, 1\]"):
         make_method("graph", aae, bank=bank, hop=1.5)
+
+
+def test_with_images_the_graph_is_the_k_nn_graph_of_the_images_themselves():
+    aae = IdentityAAE()
+    g = torch.Generator().manual_seed(0)
+    images = torch.randn(30, 2, generator=g)
+    bank = torch.randn(30, 2, generator=g)  # latents unrelated to the images: only x counts
+    graph = make_method("graph", aae, bank=bank, images=images, k=3, power=2.0).graph
+    distance = torch.cdist(images, images)
+    nearest = distance.topk(4, largest=False).indices[:, 1:]
+    expected = torch.zeros(30, 30, dtype=torch.float64)
+    rows = torch.arange(30)[:, None].expand_as(nearest)
+    expected[rows, nearest] = distance[rows, nearest].double() ** 2 + 1e-12
+    expected = torch.maximum(expected, expected.T)
+    torch.testing.assert_close(
+        torch.as_tensor(graph.graph.toarray()), expected, rtol=1e-5, atol=1e-6
+    )
+
+
+def test_the_data_graph_inverts_its_bank_and_snaps_frames_to_it():
+    aae, images = IdentityAAE(), circle(360)
+    ends = torch.tensor([0.3, 0.9]) * math.pi
+    z_a, z_b = (torch.stack([e.cos(), e.sin()])[None] for e in ends)
+    method = make_method("graph", aae, images=images, steps=16, k=4)
+    assert method.config()["neighbours"] == "data" and method.config()["invert"] == 0.95
+    assert method.snap  # on by default over the data: each interior frame is a bank latent
+    path = method.path(z_a, z_b)
+    interior = path.z[0, 1:-1]
+    assert (interior[:, None] - images).norm(dim=-1).min(1).values.max() < 1e-6
+    angle = torch.atan2(interior[:, 1], interior[:, 0])
+    assert (angle.diff() > 0).all() and angle.min() > ends[0] and angle.max() < ends[1]

@@ -12,6 +12,11 @@ polyline in latent space resampled to T + 1 points at equal decoded arc length (
 between the chain's decoded frames). Where the data lie on a curved manifold (a circle of angles)
 the chain follows it instead of cutting across the holes a straight path crosses.
 
+``neighbours="data"`` with ``images`` (N, *image_shape), the images the bank encodes: neighbours
+and edge costs are measured between the images themselves (the data's own k-NN graph, as in
+Isomap), so a chain follows the data manifold even where the encoder folds it and latent
+neighbours join distant parts of it (RESULTS §6.13).
+
 Records: ``hops`` (B,) int64, the bank nodes on the chain; ``cost`` (B,), its total edge cost.
 """
 
@@ -23,14 +28,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from latentnav._modules import evaluating
-from latentnav.compass import encode_all
+from latentnav.navigation.bank import data_bank
 from latentnav.navigation.methods import Method, check_steps, register_method
 from latentnav.navigation.path import LatentPath
 
 __all__ = ["DataGraph", "GraphPath", "data_bank", "resample"]
 
-NEIGHBOURS = ("latent", "decoded", "both")
+NEIGHBOURS = ("latent", "decoded", "both", "data")
 
 
 def _nearest(query: torch.Tensor, ref: torch.Tensor, k: int, skip_self: bool, chunk: int = 2048):
@@ -48,32 +52,10 @@ def _decode_flat(aae: nn.Module, z: torch.Tensor, chunk: int = 4096) -> torch.Te
     return torch.cat([aae.decode(part).flatten(1).float() for part in z.split(chunk)])
 
 
-@torch.no_grad()
-def data_bank(
-    aae: nn.Module, images: torch.Tensor, percentile: float = 100.0, chunk: int = 4096
-) -> torch.Tensor:
-    """The bank of a :class:`DataGraph`: latents E(x) (N′, d) of ``images`` (N, *image_shape)
-    whose reconstruction error ‖G(E(x)) − x‖ is at most its ``percentile`` over the images
-    (default 100: all). A badly reconstructed image decodes near another angle or class than its
-    own, so its node joins distant parts of the data; but where the encoder tears the data
-    manifold those nodes are the only bridges, and dropping them disconnects it (RESULTS
-    §6.13)."""
-    if not (isinstance(images, torch.Tensor) and images.ndim >= 2 and len(images) >= 2):
-        raise ValueError(f"images must be a batch (N ≥ 2, *image_shape), got {images!r:.60}")
-    if not 0 < percentile <= 100:
-        raise ValueError(f"percentile must be in (0, 100], got {percentile!r}")
-    with evaluating(aae):
-        z = encode_all(aae, images, chunk)  # on the AAE's device
-        error = torch.cat(
-            [(_decode_flat(aae, part) - x.to(part).flatten(1).float()).norm(dim=1)
-             for part, x in zip(z.split(chunk), images.split(chunk), strict=True)]
-        )  # fmt: skip
-    return z[error <= np.percentile(error.cpu().numpy(), percentile)]
-
-
 class DataGraph:
-    """The k-NN graph over ``bank: (N, d)`` with edge cost ‖G(z_i) − G(z_j)‖^power; built once,
-    shared by every call. ``geodesics(z_a, z_b)`` → one chain of bank indices per pair."""
+    """The k-NN graph over ``bank: (N, d)`` with edge cost ‖G(z_i) − G(z_j)‖^power (with
+    ``neighbours="data"``: ‖x_i − x_j‖^power between its ``images``); built once, shared by every
+    call. ``geodesics(z_a, z_b)`` → one chain of bank indices per pair."""
 
     def __init__(
         self,
@@ -83,6 +65,7 @@ class DataGraph:
         power: float = 3.0,
         neighbours: str = "latent",
         hop: float | None = None,
+        images: torch.Tensor | None = None,
     ):
         import scipy.sparse as sp
 
@@ -105,7 +88,24 @@ class DataGraph:
         self.aae, self.k, self.power, self.neighbours = aae, k, float(power), neighbours
         self.hop, self.scale = hop, None
         self.bank = bank.detach()
-        self.frames = _decode_flat(aae, self.bank).cpu()
+        if neighbours == "data":
+            if not (isinstance(images, torch.Tensor) and len(images) == len(bank)):
+                got = tuple(images.shape) if isinstance(images, torch.Tensor) else images
+                raise ValueError(
+                    f'neighbours="data" needs images= (N = {len(bank)}, *image_shape), the '
+                    f"images the bank encodes, one per latent; got {got!r:.60}"
+                )
+            self.frames = images.detach().flatten(1).float().cpu()
+            if not torch.isfinite(self.frames).all():
+                raise ValueError("images has non-finite values")
+            pixels = _decode_flat(aae, self.bank[:1]).shape[1]
+            if self.frames.shape[1] != pixels:
+                got = tuple(images.shape)
+                raise ValueError(f"images must have the decoder's {pixels} pixels, got {got}")
+        elif images is not None:
+            raise ValueError(f'images= is only used with neighbours="data", not {neighbours!r}')
+        else:
+            self.frames = _decode_flat(aae, self.bank).cpu()
         nbr = self._neighbours(self.bank, self.frames, skip_self=True)
         rows = torch.arange(len(bank))[:, None].expand_as(nbr)
         length = torch.cat(  # (N, k) edge lengths, 1024 rows at a time: never (N, k, P) at once
@@ -125,7 +125,7 @@ class DataGraph:
         found = []
         if self.neighbours in ("latent", "both"):
             found.append(_nearest(z.to(self.bank), self.bank, self.k, skip_self).cpu())
-        if self.neighbours in ("decoded", "both"):
+        if self.neighbours in ("decoded", "both", "data"):  # "data": self.frames are the images
             found.append(_nearest(frames, self.frames, self.k, skip_self))
         return torch.cat(found, 1)
 
@@ -206,9 +206,12 @@ def resample(
 @register_method("graph")
 class GraphPath(Method):
     """``GraphPath(aae, bank, steps=32, k=20, power=3.0)`` (chosen on dev pairs, RESULTS §6.13);
-    ``bank`` defaults to ``aae.latent_bank`` (stored by ``latentnav train-aae``),
-    or ``graph=`` a built :class:`DataGraph` (shared between methods); ``callback`` sees each
-    point k = 1..T as ``{"k", "z"}``."""
+    ``bank`` defaults to ``aae.latent_bank`` (stored by ``latentnav train-aae``). With
+    ``images`` (N, *image_shape), training images: the graph over the data itself
+    (``neighbours="data"``), its bank ``data_bank(aae, images, invert_above=invert)`` unless given
+    (then one latent per image), and ``snap`` on by default, so every frame decodes a bank latent
+    where the chain is long enough. ``graph=`` a built :class:`DataGraph` (shared between
+    methods); ``callback`` sees each point k = 1..T as ``{"k", "z"}``."""
 
     def __init__(
         self,
@@ -217,22 +220,32 @@ class GraphPath(Method):
         steps: int = 32,
         k: int = 20,
         power: float = 3.0,
-        neighbours: str = "latent",
-        snap: bool = False,
+        neighbours: str | None = None,
+        snap: bool | None = None,
         hop: float | None = None,
+        images: torch.Tensor | None = None,
+        invert: float | None = 0.95,
         graph: DataGraph | None = None,
     ):
         super().__init__(aae)
-        self.steps, self.snap = check_steps(steps), bool(snap)
+        if neighbours is None:
+            neighbours = "data" if images is not None else "latent"
+        self.steps = check_steps(steps)
+        self.snap = bool(neighbours == "data" if snap is None else snap)
+        self.invert = None
         if graph is None:
+            if bank is None and images is not None:
+                bank, self.invert = data_bank(aae, images, invert_above=invert), invert
             bank = getattr(aae, "latent_bank", None) if bank is None else bank
             if bank is None:
                 raise ValueError(
                     "the graph method needs bank= (N, d): encoded training latents, e.g. "
                     "data_bank(aae, train_images); `latentnav train-aae` stores them in the "
-                    "checkpoint as aae.latent_bank (or pass graph= a DataGraph)"
+                    "checkpoint as aae.latent_bank (or pass images= training images, or graph= "
+                    "a DataGraph)"
                 )
-            graph = DataGraph(aae, bank, k, power, neighbours, hop)
+            images = images if neighbours == "data" else None
+            graph = DataGraph(aae, bank, k, power, neighbours, hop, images)
         self.graph = graph
 
     def config(self) -> dict[str, Any]:
@@ -244,6 +257,7 @@ class GraphPath(Method):
             "hop": self.graph.hop,
             "snap": self.snap,
             "bank": len(self.graph.bank),
+            "invert": self.invert,
         }
 
     def _path(self, z_a, z_b, callback):
