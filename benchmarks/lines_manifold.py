@@ -3,8 +3,9 @@
 Trains an AAE on the generated lines set (``latentnav.runs.train_aae_run``, the code path of
 ``latentnav train-aae --data lines``), fits the compass (``latentnav.compass.fit_compass``), then
 runs every registered navigation method that needs no diffusion model (lerp, slerp, stepwise with
-the density compass, optimizer with the label_free preset, graph over the encoded training images;
-others are listed as skipped with the reason) on test pairs at least ``--min-angle`` degrees apart,
+the density compass, optimizer with the label_free preset, graph over the encoded training images,
+and ``graph/data``, the graph over the training images themselves with its bank inverted; others
+are listed as skipped with the reason) on test pairs at least ``--min-angle`` degrees apart,
 and judges the decoded frames with ``LineManifold``: off-manifold share of interior frames
 (threshold: the ``--percentile`` of the distances of reconstructions of test images), share of paths
 monotone along the shorter arc, ACAI smoothness, largest angular step. No navigator setting is tuned
@@ -119,17 +120,20 @@ def run_one(args: argparse.Namespace, latent_dim: int) -> dict[str, Any]:
     reports: dict[str, ManifoldReport] = {}
     seconds: dict[str, float] = {}
     skipped: dict[str, str] = {}
-    for name in METHODS:
+    runs = [(name, name, method_options(name, aae, args.steps)) for name in METHODS]
+    # the graph over the images themselves, its bank inverted (RESULTS §6.13)
+    runs.append(("graph/data", "graph", {"steps": args.steps, "images": train.images}))
+    for label, name, options in runs:
         try:
-            method = make_method(name, aae, **method_options(name, aae, args.steps))
+            method = make_method(name, aae, **options)
         except (ValueError, TypeError, ImportError) as e:
-            skipped[name] = str(e)
+            skipped[label] = str(e)
             continue
         start = time.perf_counter()
         path = method.path(z_a, z_b)
-        seconds[name] = time.perf_counter() - start
+        seconds[label] = time.perf_counter() - start
         frames = decode_paths(aae, path.z)
-        reports[name] = ManifoldReport.from_paths(manifold, frames, threshold, targets=targets)
+        reports[label] = ManifoldReport.from_paths(manifold, frames, threshold, targets=targets)
 
     print(
         f"\n== lines, d = {latent_dim}: {len(pairs)} test pairs ≥ {args.min_angle}°, "
