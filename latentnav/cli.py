@@ -171,7 +171,7 @@ def _run(args: argparse.Namespace) -> dict:
         return navigate_run(
             args.checkpoint, args.data, args.pairs, args.out, method=args.method,
             steps=args.steps, compass=args.compass, video=args.video, report=args.report,
-            seed=args.seed,
+            seed=args.seed, graph_data=args.graph_data,
         )  # fmt: skip
     if args.command in ("sample", "train-guidance"):
         check_device(args.device)

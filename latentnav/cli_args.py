@@ -308,6 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--method", default=None,
         help="a name in latentnav.navigation.METHODS",
     )  # fmt: skip
+    nav.add_argument(
+        "--graph-data", action="store_true",
+        help="--method graph over the training images of --data themselves (k-NN between "
+        "images, the bank inverted where the encoder misplaces an image)",
+    )  # fmt: skip
     nav.add_argument("--steps", type=_positive_int, default=32, help="T")
     nav.add_argument("--compass", default=None, help="compass.safetensors (fit_compass)")
     nav.add_argument("--video", default=None, metavar="NAME", help="e.g. paths.mp4 or paths.gif")

@@ -76,8 +76,10 @@ def navigate_run(
     video: str | None = None,
     report: bool = False,
     seed: int = 0,
+    graph_data: bool = False,
 ) -> dict[str, Any]:
-    """Navigate the named pairs of ``data``'s test split with an AAE checkpoint or a bundle."""
+    """Navigate the named pairs of ``data``'s test split with an AAE checkpoint or a bundle;
+    ``graph_data``: the graph method over ``data``'s training images (``GraphPath(images=)``)."""
     from latentnav.aae import AAE
     from latentnav.checkpoint import checkpoint_format
     from latentnav.compass import load_compass
@@ -95,6 +97,10 @@ def navigate_run(
             options["diffusion"] = diffusion
     else:
         aae = AAE.load(checkpoint)
+    if graph_data:
+        if method != "graph":
+            raise ValueError(f"--graph-data goes with --method graph, not {method!r}")
+        options["images"] = load_dataset(data, "train").images
     if method == "ode" and "diffusion" not in options:
         raise ValueError("--method ode needs a bundle (AAE + latent diffusion), not an AAE file")
     if compass is not None:

@@ -92,3 +92,14 @@ def test_the_graph_method_runs_on_a_checkpoint_with_a_latent_bank(files, capsys,
                  "--out", str(tmp_path / "graph")]) == 0  # fmt: skip
     path = LatentPath.load(tmp_path / "graph" / "paths.safetensors")
     assert path.method == "graph" and path.z.shape == (1, 7, 2) and path.config["bank"] == 60
+
+
+def test_graph_data_builds_the_graph_over_the_training_images(files, capsys, tmp_path):
+    argv = ["navigate", str(files / "aae.safetensors"), "--data", str(files / "tiny.npz")]
+    assert main([*argv, "--graph-data", "--out", str(tmp_path / "no")]) != 0
+    assert "--graph-data goes with --method graph" in capsys.readouterr().err
+    assert main([*argv, "--steps", "6", "--method", "graph", "--graph-data", "--pairs", "0,1",
+                 "--out", str(tmp_path / "data")]) == 0  # fmt: skip
+    path = LatentPath.load(tmp_path / "data" / "paths.safetensors")
+    assert path.config["neighbours"] == "data" and path.config["invert"] == 0.95
+    assert path.config["bank"] == 60 and path.z.shape == (1, 7, 2)
