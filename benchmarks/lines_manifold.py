@@ -4,7 +4,8 @@ Trains an AAE on the generated lines set (``latentnav.runs.train_aae_run``, the 
 ``latentnav train-aae --data lines``), fits the compass (``latentnav.compass.fit_compass``), then
 runs every registered navigation method that needs no diffusion model (lerp, slerp, stepwise with
 the density compass, optimizer with the label_free preset, graph over the encoded training images,
-and ``graph/data``, the graph over the training images themselves with its bank inverted; others
+``graph/data``, the graph over the training images themselves with its bank inverted, and
+``auto`` (the data graph where its chain resolves T frames, else the optimiser); others
 are listed as skipped with the reason) on test pairs at least ``--min-angle`` degrees apart,
 and judges the decoded frames with ``LineManifold``: off-manifold share of interior frames
 (threshold: the ``--percentile`` of the distances of reconstructions of test images), share of paths
@@ -121,6 +122,7 @@ def run_one(args: argparse.Namespace, latent_dim: int) -> dict[str, Any]:
     seconds: dict[str, float] = {}
     skipped: dict[str, str] = {}
     runs = [(name, name, method_options(name, aae, args.steps)) for name in METHODS]
+    runs = [(a, b, {**o, "images": train.images} if b == "auto" else o) for a, b, o in runs]
     # the graph over the images themselves, its bank inverted (RESULTS §6.13)
     runs.append(("graph/data", "graph", {"steps": args.steps, "images": train.images}))
     for label, name, options in runs:

@@ -99,6 +99,8 @@ def main() -> None:
             )
             print(f"{spec}: {time.perf_counter() - start:.1f} s", flush=True)
             continue
+        if name == "auto":  # the data graph where its chain resolves T, else the optimiser
+            opts["images"] = train.images
         if name.startswith("graph"):
             pct = opts.pop("keep", 100.0)
             if opts.pop("data", 0):  # the graph over the images themselves, its bank inverted
@@ -109,6 +111,8 @@ def main() -> None:
         method = make_method(name, aae, steps=32, **opts)
         path = method.path(z_a, z_b)
         s = time.perf_counter() - start
+        if "from_data" in path.records:
+            print(f"{spec}: {int(path.records['from_data'].sum())} pairs from the data graph")
         reports[spec] = ManifoldReport.from_paths(
             manifold, decode_paths(aae, path.z), threshold, targets=targets
         )

@@ -155,6 +155,8 @@ def main(argv: list[str] | None = None) -> None:
             else:
                 options["bank"] = bank
             nav = Navigator(aae, "graph", steps=32, **options)
+        elif name == "auto":  # Navigator(aae, data=images): the data graph first, else the default
+            nav = Navigator(aae, data=graph_images, steps=32)
         elif name not in ("label_free", "scale_free"):
             model = diffusion if name in DIFFUSION_METHODS else None
             nav = Navigator(aae, name, steps=32, **method_options(kw, model, discriminator))
@@ -197,6 +199,8 @@ def main(argv: list[str] | None = None) -> None:
         r = path.report(aae, detector=detector)
         rows[spec] = {"union OOD": r.ood_rate["union"], "step max": r.step_max,
                       "≤1 class change": r.at_most_one_change, "seconds": seconds}  # fmt: skip
+        if "from_data" in path.records:
+            rows[spec]["from data"] = path.records["from_data"].float().mean().item()
         if "iterations" in path.records:
             rows[spec]["mean iterations"] = path.records["iterations"].float().mean().item()
         print(f"{spec:50s} " + "  ".join(f"{k} {v:.4f}" for k, v in rows[spec].items()), flush=True)

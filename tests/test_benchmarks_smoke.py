@@ -179,7 +179,9 @@ def test_aae_mixture_d2(isolated, tmp_path):
 def test_lines_manifold(isolated, tmp_path):
     result = load(run("lines_manifold", tmp_path) / "lines_manifold.json")
     (only,) = result["runs"]
-    assert {"lerp", "slerp", "stepwise", "optimizer", "graph", "graph/data"} <= set(only["methods"])
+    assert {"lerp", "slerp", "stepwise", "optimizer", "graph", "graph/data", "auto"} <= set(
+        only["methods"]
+    )
     assert "ode" in only["skipped"]  # needs a diffusion model
 
 

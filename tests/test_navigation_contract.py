@@ -46,6 +46,7 @@ OPTIONS = {
     "class": {"steps": T, "iterations": 4},
     "graph": {"steps": T, "k": 3},  # bank: BANK
     "graph/data": {"steps": T, "k": 3},  # images: IMAGES, the bank their inverted encodings
+    "auto": {"steps": T},  # images: IMAGES; fallback: the optimiser, 4 iterations
 }
 BANK = torch.randn(40, D, generator=torch.Generator().manual_seed(5))
 IMAGES = torch.rand(40, 6, generator=torch.Generator().manual_seed(6))
@@ -60,12 +61,13 @@ RECORDS = {  # name → per point (True) or per pair (False)
     "class": {"energy": False, "iterations": False, "log_p": True, "in_class": True},
     "graph": {"hops": False, "cost": False},
     "graph/data": {"hops": False, "cost": False},
+    "auto": {"from_data": False, "hops": False},
 }
 CALLS = {"lerp": T, "slerp": T, "stepwise": T, "optimizer": 4, "ode": 1, "score": T, "sde": T,
-         "class": 4, "graph": T, "graph/data": T}  # fmt: skip
+         "class": 4, "graph": T, "graph/data": T, "auto": 4}  # fmt: skip
 BATCH_TOLERANCE = {"lerp": 0.0, "slerp": 0.0, "stepwise": 1e-5, "optimizer": 1e-5, "ode": 1e-4,
                    "score": 1e-5, "sde": None, "class": 1e-5, "graph": 1e-5,
-                   "graph/data": 1e-5}  # fmt: skip
+                   "graph/data": 1e-5, "auto": 1e-5}  # fmt: skip
 DIFFUSION = ("ode", "score", "sde")
 
 
@@ -80,6 +82,9 @@ def method(name, aae, diffusion):
         options["bank"] = BANK
     if name == "graph/data":
         options["images"] = IMAGES
+    if name == "auto":  # with 40 images the chains are short: every pair falls back
+        options["images"] = IMAGES
+        options["fallback"] = make_method("optimizer", aae, steps=T, iterations=4)
     return make_method(name.split("/")[0], aae, **options)
 
 
@@ -213,3 +218,12 @@ def test_front_door_fits_a_missing_compass_on_first_use_from_given_data():
     assert torch.equal(path.z, same.z)
     with pytest.raises(ValueError, match=r"data must be images \(N, \(6,\)\)"):
         Navigator(AAE(bare.config), data=torch.rand(30, 7))
+
+
+def test_the_navigator_given_data_puts_the_data_first_and_keeps_its_optimiser(aae):
+    from latentnav.navigation import DataFirst, PathOptimizer
+
+    nav = Navigator(aae, data=IMAGES, steps=T, iterations=2)
+    assert isinstance(nav.method, DataFirst) and isinstance(nav.method.fallback, PathOptimizer)
+    assert nav.method.fallback.settings.iterations == 2 and nav.method.steps == T
+    assert isinstance(Navigator(aae, steps=T).method, PathOptimizer)  # no data: the optimiser

@@ -196,3 +196,19 @@ def test_the_data_graph_inverts_its_bank_and_snaps_frames_to_it():
     assert (interior[:, None] - images).norm(dim=-1).min(1).values.max() < 1e-6
     angle = torch.atan2(interior[:, 1], interior[:, 0])
     assert (angle.diff() > 0).all() and angle.min() > ends[0] and angle.max() < ends[1]
+
+
+def test_auto_takes_the_geodesic_where_the_data_resolve_t_frames_and_falls_back_elsewhere():
+    aae, images = IdentityAAE(), circle(360)
+    ends = torch.tensor([[0.3, 0.9], [0.30, 0.33]]) * math.pi  # 108° (107 nodes), 5.4° (4)
+    z_a, z_b = (torch.stack([e.cos(), e.sin()], 1) for e in ends.T)
+    method = make_method("auto", aae, images=images, steps=16, fallback="slerp")
+    path = method.path(z_a, z_b)
+    assert path.records["from_data"].tolist() == [True, False]
+    assert path.records["hops"][0] >= 15 and path.records["hops"][1] < 15
+    geodesic = make_method("graph", aae, images=images, steps=16).path(z_a[:1], z_b[:1])
+    assert torch.equal(path.z[0], geodesic.z[0])
+    assert torch.equal(path.z[1], make_method("slerp", aae, steps=16).path(z_a[1], z_b[1]).z[0])
+    assert path.config["fallback"] == {"name": "slerp", "steps": 16}
+    with pytest.raises(ValueError, match="'auto' method needs images="):
+        make_method("auto", aae)

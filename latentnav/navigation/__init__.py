@@ -18,6 +18,7 @@ from latentnav.navigation import conditional as _conditional  # noqa: F401 (regi
 from latentnav.navigation import diffusion_methods as _diffusion_methods  # noqa: F401 (score, sde)
 from latentnav.navigation import graph as _graph  # noqa: F401  (registers "graph")
 from latentnav.navigation import ode as _ode  # noqa: F401  (registers "ode")
+from latentnav.navigation.auto import DataFirst
 from latentnav.navigation.compasses import DensityCompass, DiscriminatorCompass
 from latentnav.navigation.energy import (
     Cycle,
@@ -46,6 +47,7 @@ __all__ = [
     "DiscriminatorCompass",
     "DensityCompass",
     "Stepwise",
+    "DataFirst",
     "StepwiseConfig",
     "PathOptimizer",
     "OptimizerConfig",
@@ -93,8 +95,10 @@ def _fit_missing_compass(aae: nn.Module, data: torch.Tensor, config) -> dict[str
 class Navigator:
     """The front door: ``Navigator(aae, method=None, **options).path(z_a, z_b, *, callback=None)``.
     ``method``: a registered name, a :class:`Method` object (then no options), or None for the
-    label-free optimiser preset with ``aae.compass`` (or ``compass=``). An AAE without a compass
-    fits one on first use from ``data`` (training images), with ``compass_config``."""
+    label-free optimiser preset with ``aae.compass`` (or ``compass=``); given ``data`` (training
+    images), ``"auto"``: per pair the geodesic of the graph over them where its chain resolves
+    the T frames, else that optimiser (:class:`DataFirst`). An AAE without a compass fits one on
+    first use from ``data``, with ``compass_config``."""
 
     def __init__(
         self,
@@ -115,7 +119,11 @@ class Navigator:
                 if data is None:
                     raise ValueError(_MISSING_COMPASS)
                 self.compass_report = _fit_missing_compass(aae, data, compass_config)
-            self.method = make_method("optimizer", aae, **options)
+            optimizer = make_method("optimizer", aae, **options)
+            self.method = optimizer  # with data: the data graph first where it resolves T
+            if data is not None:
+                steps = optimizer.settings.steps
+                self.method = DataFirst(aae, images=data, steps=steps, fallback=optimizer)
         elif isinstance(method, str):
             self.method = make_method(method, aae, **options)
         else:
