@@ -50,7 +50,9 @@ class DataFirst(Method):
                     "the 'auto' method needs images= (N, *image_shape), training images for its "
                     "data graph (or graph= a GraphPath over them)"
                 )
-            graph = GraphPath(aae, images=images, steps=steps)
+            n = len(images) if isinstance(images, torch.Tensor) else 21  # else data_bank says
+            k = min(20, max(n - 1, 1))  # GraphPath's k, or every other image when fewer
+            graph = GraphPath(aae, images=images, steps=steps, k=k)
         if graph.steps != steps:
             raise ValueError(f"graph has {graph.steps} steps, auto {steps}")
         self.graph = graph

@@ -228,8 +228,9 @@ class GraphPath(Method):
         graph: DataGraph | None = None,
     ):
         super().__init__(aae)
-        if neighbours is None:
+        if neighbours is None:  # a given graph's own; over the data when images are given
             neighbours = "data" if images is not None else "latent"
+            neighbours = graph.neighbours if graph is not None else neighbours
         self.steps = check_steps(steps)
         self.snap = bool(neighbours == "data" if snap is None else snap)
         self.invert = None
