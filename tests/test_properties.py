@@ -136,7 +136,8 @@ def tiny_diffusion(d: int):
 CHEAP = {"lerp": {}, "slerp": {}, "stepwise": {"max_corrections": 2, "langevin_noise": 0.1}}
 COSTLY = {"optimizer": {"iterations": 2}, "ode": {"rtol": 1e-2, "atol": 1e-2},
           "score": {"corrections": 1}, "sde": {"substeps": 2},
-          "class": {"iterations": 2}, "graph": {"k": 3}}  # fmt: skip
+          "class": {"iterations": 2}, "graph": {"k": 3},
+          "auto": {"fallback": "slerp"}}  # fmt: skip
 
 
 def navigator(name: str, d: int, steps: int):
@@ -151,6 +152,9 @@ def navigator(name: str, d: int, steps: int):
     if name == "graph":  # a seeded bank of 30 latents
         bank = torch.randn(30, d, generator=torch.Generator().manual_seed(d))
         options = {**options, "bank": bank}
+    if name == "auto":  # 30 seeded images: the data graph, inverted bank, SLERP elsewhere
+        images = torch.rand(30, 5, generator=torch.Generator().manual_seed(d))
+        options = {**options, "images": images}
     return make_method(name, tiny_aae(d), steps=steps, **options)
 
 
