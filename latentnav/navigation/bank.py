@@ -84,8 +84,9 @@ def data_bank(
     with evaluating(aae):
         z = encode_all(aae, images, chunk)  # on the AAE's device
         error = reconstruction_errors(aae, images, z, chunk)
-    keep = torch.as_tensor(error.cpu().numpy() <= np.percentile(error.cpu().numpy(), percentile))
-    z, error, images = z[keep.to(z.device)], error[keep.to(z.device)], images[keep]
+    host = error.cpu().numpy()
+    keep = torch.as_tensor(host <= np.percentile(host, percentile))  # one copy to the host
+    z, error, images = z[keep.to(z.device)], error[keep.to(error.device)], images[keep]
     if invert_above is not None:
         worst = error > torch.quantile(error.double(), invert_above).to(error)
         if worst.any():

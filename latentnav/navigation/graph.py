@@ -229,8 +229,8 @@ class GraphPath(Method):
     ):
         super().__init__(aae)
         if neighbours is None:  # a given graph's own; over the data when images are given
-            neighbours = "data" if images is not None else "latent"
-            neighbours = graph.neighbours if graph is not None else neighbours
+            own = graph.neighbours if graph is not None else None
+            neighbours = own or ("data" if images is not None else "latent")
         self.steps = check_steps(steps)
         self.snap = bool(neighbours == "data" if snap is None else snap)
         self.invert = None
