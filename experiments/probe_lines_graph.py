@@ -8,6 +8,8 @@ the pairs of ``benchmarks/lines_manifold.py`` (seed + 1, ≥ 30° apart).
 Variant options: any of ``GraphPath``'s (k, power, neighbours, snap, hop, invert); keep=q: the
 bank without the images above the q-th percentile of reconstruction error; data=1: the graph over
 the training images themselves (``images=``, its bank inverted above the ``invert`` quantile).
+``navigator``: ``Navigator(aae)`` with no data, after ``attach_data_graph(aae, train)`` (what
+``latentnav train-aae`` stores) unless the checkpoint has it.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from lines_manifold import decode_paths, test_pairs
 from latentnav.aae import AAE
 from latentnav.data import load_dataset
 from latentnav.metrics import LineManifold, ManifoldReport, wrap_angle
-from latentnav.navigation import make_method
-from latentnav.navigation.graph import data_bank
+from latentnav.navigation import Navigator, make_method
+from latentnav.navigation.graph import attach_data_graph, data_bank, has_data_graph
 
 
 def parse_variant(spec: str) -> tuple[str, dict]:
@@ -98,6 +100,19 @@ def main() -> None:
                 manifold, decode_paths(aae, z), threshold, targets=targets
             )
             print(f"{spec}: {time.perf_counter() - start:.1f} s", flush=True)
+            continue
+        if name == "navigator":  # Navigator(aae) on a checkpoint that stores its data graph
+            start = time.perf_counter()
+            if not has_data_graph(aae):
+                attach_data_graph(aae, train.images)
+            print(f"{spec}: data graph {time.perf_counter() - start:.1f} s", flush=True)
+            start = time.perf_counter()
+            path = Navigator(aae, **opts).path(z_a, z_b)
+            print(f"{spec}: {int(path.records['from_data'].sum())} pairs from the data graph, "
+                  f"{time.perf_counter() - start:.1f} s", flush=True)  # fmt: skip
+            reports[spec] = ManifoldReport.from_paths(
+                manifold, decode_paths(aae, path.z), threshold, targets=targets
+            )
             continue
         if name == "auto":  # the data graph where its chain resolves T, else the optimiser
             opts["images"] = train.images

@@ -11,7 +11,9 @@ presets: density_weight, cycle_weight, jump_weight, jump_power; and of the optim
 iterations, lr, tol; coarse=T₀: optimise at T₀ first, subdivide each segment by SLERP to T = 32,
 then run ``it`` iterations; decay = lr_decay; init_t0=t, init_n=n: start from the path of
 ``score,t0=t,corrections=n``; ginit=k: start from the path of ``graph,k=k``; ``graph,data=1``:
-the graph over the bank's images themselves, its bank inverted above the ``invert`` quantile).
+the graph over the bank's images themselves, its bank inverted above the ``invert`` quantile;
+``clusters,K=k[,class_weight=ν,...]``: ``with_classes`` with a latent classifier fitted on
+label-free classes, k-means of a UMAP embedding of the ``--bank-images`` training images).
 Any other method of the registry by name with its options (``score,t0=0.05,corrections=3``,
 ``sde,t0=0.1,substeps=20,guided=1``: the bundle's diffusion model, and ``--discriminator`` D_ψ when
 guided). ``--pairs dev`` (default) tunes on the dev pairs of path_optimizer_sweep.py; ``--pairs
@@ -73,6 +75,37 @@ def _value(v: str) -> float | str:
 def parse(spec: str) -> tuple[str, dict[str, float | str]]:
     name, *items = spec.split(",")
     return name, {k: _value(v) for k, v in (item.split("=") for item in items)}
+
+
+def pseudo_labels(images: torch.Tensor, clusters: int, seed: int = 0) -> torch.Tensor:
+    """Label-free classes: k-means (``clusters``) on a 10-d UMAP embedding of the images' pixels
+    (n_neighbors 30, min_dist 0; umap-learn and scikit-learn, probe-only); cached per call."""
+    import hashlib
+    from pathlib import Path
+
+    key = hashlib.sha1(images.numpy().tobytes()[::997]).hexdigest()[:12]
+    cache = Path.home() / ".cache" / "latentnav" / f"umap_kmeans_{key}_{len(images)}_{clusters}.pt"
+    if cache.exists():
+        return torch.load(cache)
+    import umap
+    from sklearn.cluster import KMeans
+
+    start = time.perf_counter()
+    emb = umap.UMAP(n_neighbors=30, min_dist=0.0, n_components=10, random_state=seed)
+    emb = emb.fit_transform(images.flatten(1).float().numpy())
+    labels = KMeans(clusters, n_init=10, random_state=seed).fit_predict(emb)
+    labels = torch.as_tensor(labels, dtype=torch.int64)
+    print(f"UMAP + k-means ({clusters}): {time.perf_counter() - start:.0f} s", flush=True)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(labels, cache)
+    return labels
+
+
+def purity(clusters: torch.Tensor, labels: torch.Tensor) -> float:
+    """Share of images whose cluster's majority label is their own (labels: evaluation only)."""
+    table = torch.zeros(int(clusters.max()) + 1, 10, dtype=torch.int64)
+    table.index_put_((clusters, labels.long()), torch.ones_like(clusters), accumulate=True)
+    return table.max(1).values.sum().item() / len(labels)
 
 
 class ScorePull:
@@ -157,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
             nav = Navigator(aae, "graph", steps=32, **options)
         elif name == "auto":  # Navigator(aae, data=images): the data graph first, else the default
             nav = Navigator(aae, data=graph_images, steps=32)
-        elif name not in ("label_free", "scale_free"):
+        elif name not in ("label_free", "scale_free", "clusters"):
             model = diffusion if name in DIFFUSION_METHODS else None
             nav = Navigator(aae, name, steps=32, **method_options(kw, model, discriminator))
         else:
@@ -165,6 +198,17 @@ def main(argv: list[str] | None = None) -> None:
             opt = {k: kw.pop(k) for k in keys if k in kw}
             if name == "label_free":
                 energy = label_free(aae, aae.compass, **kw)
+            elif name == "clusters":  # with_classes on label-free classes (UMAP + k-means)
+                from latentnav.latent_classifier import fit_latent_classifier
+                from latentnav.navigation.energy import with_classes
+
+                n_clusters = int(kw.pop("K", 10))
+                pseudo = pseudo_labels(graph_images, n_clusters)
+                print(f"{spec}: purity {purity(pseudo, train.labels[: len(pseudo)]):.3f}")
+                classifier, report = fit_latent_classifier(aae, graph_images, pseudo)
+                print(f"{spec}: latent classifier {report}", flush=True)
+                kw = {k: (int(v) if k == "jump_power" else v) for k, v in kw.items()}
+                energy = with_classes(aae, aae.compass, classifier.eval(), **kw)
             else:
                 energy = scale_free(aae, aae.compass, scales, **kw)
             if "sw" in opt:  # sw=w, st0=t0: + ScorePull(w, t0)

@@ -110,6 +110,11 @@ class AAE(nn.Module):
             raise ValueError(f"prior has dim {self.prior.dim}, latent_dim is {d}")
         # Encoded training images (N, d), the nodes of the "graph" navigator; saved when set.
         self.register_buffer("latent_bank", None)
+        # The training images' own k-NN graph (RESULTS §6.13): node latents (N, d), decoder
+        # inverted for the worst-reconstructed; neighbours (N, k) int32; pixel lengths (N, k).
+        self.register_buffer("data_latents", None)
+        self.register_buffer("data_neighbours", None)
+        self.register_buffer("data_lengths", None)
 
     @property
     def latent_dim(self) -> int:
@@ -154,7 +159,7 @@ class AAE(nn.Module):
     def to_config(self) -> dict[str, Any]:
         """The config as plain data, with the prior's, the attached compass's when there is
         one (``aae.compass``, a refitted :class:`LatentDiscriminator`, DESIGN.md §3), and the
-        size of ``aae.latent_bank`` when set."""
+        size of ``aae.latent_bank`` and the data graph's (N, k) when set."""
         config = asdict(self.config)
         config["prior"] = self.prior.config()
         compass = getattr(self, "compass", None)
@@ -163,6 +168,8 @@ class AAE(nn.Module):
                                  "spectral_norm": compass.spectral_norm}  # fmt: skip
         if self.latent_bank is not None:
             config["latent_bank"] = int(self.latent_bank.shape[0])
+        if self.data_neighbours is not None:
+            config["data_graph"] = [int(n) for n in self.data_neighbours.shape]
         return config
 
     @classmethod
@@ -171,9 +178,15 @@ class AAE(nn.Module):
         config = dict(config)
         compass = config.pop("compass", None)
         bank = config.pop("latent_bank", None)
+        graph = config.pop("data_graph", None)
         aae = cls(AAEConfig(**config))
         if bank is not None:
             aae.latent_bank = torch.zeros(int(bank), aae.latent_dim)
+        if graph is not None:
+            n, k = (int(v) for v in graph)
+            aae.data_latents = torch.zeros(n, aae.latent_dim)
+            aae.data_neighbours = torch.zeros(n, k, dtype=torch.int32)
+            aae.data_lengths = torch.zeros(n, k)
         if compass is not None:
             aae.compass = LatentDiscriminator(
                 aae.latent_dim, tuple(compass["hidden"]), bool(compass["spectral_norm"])

@@ -34,7 +34,7 @@ from latentnav.data import ImageData, ImageDataModule
 from latentnav.density_ratio import RatioFitConfig
 from latentnav.diffusion import DiffusionConfig, LatentDiffusion
 from latentnav.metrics.mmd import mmd2
-from latentnav.navigation.graph import data_bank
+from latentnav.navigation.graph import attach_data_graph, data_bank
 from latentnav.run_figures import (
     aae_figures,
     draw_figures,
@@ -103,8 +103,10 @@ def attach_compass(aae: AAE, datamodule, config: CompassConfig | None) -> dict[s
     """Refit the compass on the trained, frozen encoder (train images, validated on the
     validation split) and attach it as ``aae.compass``; returns its held-out report. Also
     attaches the encoded training images as ``aae.latent_bank`` (the "graph" navigator's nodes,
-    :func:`~latentnav.navigation.graph.data_bank`)."""
+    :func:`~latentnav.navigation.graph.data_bank`) and their own k-NN graph (the default
+    navigator's data graph, :func:`~latentnav.navigation.graph.attach_data_graph`)."""
     aae.latent_bank = data_bank(aae, datamodule.train_data.images)
+    attach_data_graph(aae, datamodule.train_data.images)
     if config is None:
         return {}
     compass, report = fit_compass(

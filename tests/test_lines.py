@@ -111,6 +111,11 @@ def test_cli_trains_on_lines(tmp_path, capsys):
     assert torch.cdist(aae.latent_bank, every).min(1).values.max() < 1e-4
     path = Navigator(aae, "graph", steps=8, k=3).path(every[:3], every[3:6])
     assert path.z.shape == (3, 9, 2) and torch.equal(path.z[:, -1], every[3:6])
+    # ... and the images' own k-NN graph, so the data-first default needs no images either.
+    assert aae.data_latents.shape == aae.latent_bank.shape
+    assert aae.data_neighbours.shape == (len(aae.latent_bank), 20)
+    path = Navigator(aae, "auto", steps=8, fallback="slerp").path(every[:3], every[3:6])
+    assert path.config["graph"]["invert"] == "stored" and path.records["from_data"].shape == (3,)
 
 
 # --- projection and threshold ---------------------------------------------------------------

@@ -7,7 +7,13 @@ import torch
 from torch import nn
 
 from latentnav.navigation import make_method
-from latentnav.navigation.graph import DataGraph, data_bank, resample
+from latentnav.navigation.graph import (
+    DataGraph,
+    attach_data_graph,
+    data_bank,
+    has_data_graph,
+    resample,
+)
 
 
 class IdentityAAE(nn.Module):
@@ -212,3 +218,64 @@ def test_auto_takes_the_geodesic_where_the_data_resolve_t_frames_and_falls_back_
     assert path.config["fallback"] == {"name": "slerp", "steps": 16}
     with pytest.raises(ValueError, match="'auto' method needs images="):
         make_method("auto", aae)
+
+
+def test_a_stored_data_graph_gives_the_images_geodesics_without_the_images():
+    aae, images = IdentityAAE(), circle(360)
+    ends = torch.tensor([[0.3, 0.9], [1.9, 1.2]]) * math.pi
+    z_a, z_b = (torch.stack([e.cos(), e.sin()], 1) for e in ends.T)
+    given = make_method("graph", aae, images=images, steps=16, k=4).path(z_a, z_b)
+    assert not has_data_graph(aae)
+    graph = attach_data_graph(aae, images, k=4)
+    assert has_data_graph(aae) and aae.data_neighbours.dtype == torch.int32
+    assert aae.data_neighbours.shape == aae.data_lengths.shape == (360, 4)
+    stored = make_method("graph", aae, steps=16, k=4, neighbours="data")
+    assert stored.config()["invert"] == "stored" and stored.snap
+    assert (stored.graph.graph != graph.graph).nnz == 0  # the same edges and costs
+    torch.testing.assert_close(stored.path(z_a, z_b).z, given.z)  # decode = identity: exact
+    auto = make_method("auto", aae, steps=16, fallback="slerp").path(z_a, z_b)
+    assert auto.records["from_data"].all() and torch.equal(auto.z, stored.path(z_a, z_b).z)
+
+
+def test_the_data_graph_travels_in_the_checkpoint_and_the_navigator_uses_it(tmp_path):
+    from latentnav.aae import AAE, AAEConfig
+    from latentnav.navigation import DataFirst, Navigator
+
+    torch.manual_seed(0)
+    aae = AAE(AAEConfig(image_shape=(6,), latent_dim=3, hidden=(8,), disc_hidden=(8,))).eval()
+    x = torch.rand(40, 6, generator=torch.Generator().manual_seed(1))
+    with pytest.raises(ValueError, match="attach_data_graph"):
+        make_method("graph", aae, neighbours="data")
+    attach_data_graph(aae, x, k=5)
+    loaded = AAE.load(aae.save(tmp_path / "aae.safetensors"))
+    for name in ("data_latents", "data_neighbours", "data_lengths"):
+        assert torch.equal(getattr(loaded, name), getattr(aae, name)), name
+    z_a, z_b = loaded.data_latents[:3], loaded.data_latents[3:6]
+    by_default = make_method("graph", loaded, steps=6, neighbours="data", k=5).path(z_a, z_b)
+    from_images = make_method("graph", aae, bank=aae.data_latents, images=x, steps=6, k=5)
+    assert (by_default.records["hops"] >= 0).all() and by_default.z.shape == (3, 7, 3)
+    assert (from_images.graph.graph != make_method(
+        "graph", loaded, neighbours="data", k=5).graph.graph).nnz == 0  # fmt: skip
+    loaded.compass = loaded.discriminator  # any logit module will do for the fallback
+    navigator = Navigator(loaded, steps=6, iterations=2)
+    assert isinstance(navigator.method, DataFirst)
+    path = navigator.path(z_a, z_b)
+    assert path.z.shape == (3, 7, 3) and torch.isfinite(path.z).all()
+    assert torch.equal(path.z[:, 0], z_a) and torch.equal(path.z[:, -1], z_b)
+
+
+@pytest.mark.parametrize(
+    ("edges", "message"),
+    [
+        ((torch.zeros(5, 2, dtype=torch.long),), "edges must be"),
+        ((torch.zeros(4, 2, dtype=torch.long), torch.zeros(4, 2)), r"two \(N = 5, k\)"),
+        ((torch.zeros(5, 2), torch.zeros(5, 2)), "neighbours must be integers"),
+        ((torch.full((5, 2), 5), torch.zeros(5, 2)), r"in \[0, 5\)"),
+        ((torch.zeros(5, 2, dtype=torch.long), torch.full((5, 2), -1.0)), "finite and ≥ 0"),
+    ],
+)
+def test_bad_stored_edges_name_the_problem(edges, message):
+    with pytest.raises(ValueError, match=message):
+        DataGraph(IdentityAAE(), circle(5), k=2, neighbours="data", edges=edges)
+    with pytest.raises(ValueError, match="edges= are a data graph"):
+        DataGraph(IdentityAAE(), circle(5), k=2, edges=(torch.zeros(5, 2, dtype=torch.long),) * 2)

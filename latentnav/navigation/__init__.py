@@ -1,7 +1,8 @@
 """Navigation between latents (DESIGN.md §3): one interface for every method.
 
 ``Navigator(aae).path(z_a, z_b)`` runs the label-free path optimiser (RESULTS §6.5) with the
-compass attached to the AAE; ``Navigator(aae, "stepwise", compass=...)`` or any name in
+compass attached to the AAE, after the stored data graph's geodesic where it resolves the frames
+(RESULTS §6.13); ``Navigator(aae, "stepwise", compass=...)`` or any name in
 ``METHODS`` picks another method, ``options`` go to it. Every method answers
 ``path(z_a, z_b, *, callback=None) -> LatentPath``.
 """
@@ -31,6 +32,7 @@ from latentnav.navigation.energy import (
     label_free,
     with_classes,
 )
+from latentnav.navigation.graph import attach_data_graph, has_data_graph
 from latentnav.navigation.methods import METHODS, Method, check_pair, make_method, register_method
 from latentnav.navigation.optimizer import OptimizerConfig, PathOptimizer
 from latentnav.navigation.path import LatentPath
@@ -48,6 +50,7 @@ __all__ = [
     "DensityCompass",
     "Stepwise",
     "DataFirst",
+    "attach_data_graph",
     "StepwiseConfig",
     "PathOptimizer",
     "OptimizerConfig",
@@ -96,9 +99,10 @@ class Navigator:
     """The front door: ``Navigator(aae, method=None, **options).path(z_a, z_b, *, callback=None)``.
     ``method``: a registered name, a :class:`Method` object (then no options), or None for the
     label-free optimiser preset with ``aae.compass`` (or ``compass=``); given ``data`` (training
-    images), ``"auto"``: per pair the geodesic of the graph over them where its chain resolves
-    the T frames, else that optimiser (:class:`DataFirst`). An AAE without a compass fits one on
-    first use from ``data``, with ``compass_config``."""
+    images), or an AAE that stores their graph (``latentnav train-aae``, :func:`attach_data_graph`),
+    ``"auto"``: per pair the geodesic of the graph over them where its chain resolves the T
+    frames, else that optimiser (:class:`DataFirst`). An AAE without a compass fits one on first
+    use from ``data``, with ``compass_config``."""
 
     def __init__(
         self,
@@ -120,8 +124,8 @@ class Navigator:
                     raise ValueError(_MISSING_COMPASS)
                 self.compass_report = _fit_missing_compass(aae, data, compass_config)
             optimizer = make_method("optimizer", aae, **options)
-            self.method = optimizer  # with data: the data graph first where it resolves T
-            if data is not None:
+            self.method = optimizer  # with data (or a stored data graph): the data graph first
+            if data is not None or has_data_graph(aae):
                 steps = optimizer.settings.steps
                 self.method = DataFirst(aae, images=data, steps=steps, fallback=optimizer)
         elif isinstance(method, str):

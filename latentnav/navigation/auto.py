@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from latentnav.navigation.graph import GraphPath
+from latentnav.navigation.graph import GraphPath, has_data_graph
 from latentnav.navigation.methods import Method, check_steps, make_method, register_method
 from latentnav.navigation.path import LatentPath
 
@@ -29,7 +29,8 @@ __all__ = ["DataFirst"]
 @register_method("auto")
 class DataFirst(Method):
     """``DataFirst(aae, images, steps=32, graph=None, fallback=None)``: ``images``
-    (N, *image_shape) training images, or ``graph`` a built :class:`GraphPath` over them;
+    (N, *image_shape) training images, or ``graph`` a built :class:`GraphPath` over them, or
+    neither where the AAE stores that graph (``attach_data_graph``, ``latentnav train-aae``);
     ``fallback`` a method (object or name) for the pairs the data do not resolve, default the
     optimiser with its defaults. ``callback`` goes to the fallback (the geodesic has no
     iterations to watch)."""
@@ -44,11 +45,15 @@ class DataFirst(Method):
     ):
         super().__init__(aae)
         self.steps = check_steps(steps)
+        if graph is None and images is None and has_data_graph(aae):  # the checkpoint's graph
+            k = int(aae.data_neighbours.shape[1])
+            graph = GraphPath(aae, steps=steps, k=k, neighbours="data")
         if graph is None:
             if images is None:
                 raise ValueError(
                     "the 'auto' method needs images= (N, *image_shape), training images for its "
-                    "data graph (or graph= a GraphPath over them)"
+                    "data graph, an AAE that stores that graph (`latentnav train-aae`, or "
+                    "attach_data_graph), or graph= a GraphPath over them"
                 )
             n = len(images) if isinstance(images, torch.Tensor) else 21  # else data_bank says
             k = min(20, max(n - 1, 1))  # GraphPath's k, or every other image when fewer

@@ -32,7 +32,7 @@ from latentnav.navigation.bank import data_bank
 from latentnav.navigation.methods import Method, check_steps, register_method
 from latentnav.navigation.path import LatentPath
 
-__all__ = ["DataGraph", "GraphPath", "data_bank", "resample"]
+__all__ = ["DataGraph", "GraphPath", "attach_data_graph", "data_bank", "has_data_graph", "resample"]
 
 NEIGHBOURS = ("latent", "decoded", "both", "data")
 
@@ -45,6 +45,25 @@ def _nearest(query: torch.Tensor, ref: torch.Tensor, k: int, skip_self: bool, ch
         idx = torch.cdist(part, ref).topk(k + int(skip_self), largest=False).indices
         out.append(idx[:, 1:] if skip_self else idx)
     return torch.cat(out)
+
+
+def _check_edges(edges, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A stored data graph's ``(neighbours (N, k) int, lengths (N, k) float)``, checked."""
+    if not (isinstance(edges, (tuple, list)) and len(edges) == 2):
+        raise ValueError("edges must be (neighbours (N, k) int, lengths (N, k) float)")
+    nbr, length = (torch.as_tensor(e).detach().cpu() for e in edges)
+    if not (nbr.ndim == 2 and nbr.shape == length.shape and len(nbr) == n):
+        raise ValueError(
+            f"edges must be two (N = {n}, k) tensors, got {tuple(nbr.shape)}, {tuple(length.shape)}"
+        )
+    if nbr.is_floating_point() or not length.is_floating_point():
+        raise ValueError(f"edges: neighbours must be integers, lengths floats, got "
+                         f"{nbr.dtype}, {length.dtype}")  # fmt: skip
+    if len(nbr) and (nbr.min() < 0 or nbr.max() >= n):
+        raise ValueError(f"edges: neighbour indices must be in [0, {n}), the bank's rows")
+    if not (torch.isfinite(length).all() and (length >= 0).all()):
+        raise ValueError("edges: lengths must be finite and ≥ 0")
+    return nbr.long(), length.float()
 
 
 @torch.no_grad()
@@ -66,6 +85,7 @@ class DataGraph:
         neighbours: str = "latent",
         hop: float | None = None,
         images: torch.Tensor | None = None,
+        edges: tuple[torch.Tensor, torch.Tensor] | None = None,
     ):
         import scipy.sparse as sp
 
@@ -88,12 +108,17 @@ class DataGraph:
         self.aae, self.k, self.power, self.neighbours = aae, k, float(power), neighbours
         self.hop, self.scale = hop, None
         self.bank = bank.detach()
-        if neighbours == "data":
+        if images is not None and neighbours != "data":
+            raise ValueError(f'images= is only used with neighbours="data", not {neighbours!r}')
+        if edges is not None and neighbours != "data":
+            raise ValueError(f'edges= are a data graph\'s: neighbours="data", not {neighbours!r}')
+        if images is not None or (neighbours == "data" and edges is None):
             if not (isinstance(images, torch.Tensor) and len(images) == len(bank)):
                 got = tuple(images.shape) if isinstance(images, torch.Tensor) else images
                 raise ValueError(
                     f'neighbours="data" needs images= (N = {len(bank)}, *image_shape), the '
-                    f"images the bank encodes, one per latent; got {got!r:.60}"
+                    f"images the bank encodes, one per latent (or edges= a stored data graph's); "
+                    f"got {got!r:.60}"
                 )
             self.frames = images.detach().flatten(1).float().cpu()
             if not torch.isfinite(self.frames).all():
@@ -102,16 +127,18 @@ class DataGraph:
             if self.frames.shape[1] != pixels:
                 got = tuple(images.shape)
                 raise ValueError(f"images must have the decoder's {pixels} pixels, got {got}")
-        elif images is not None:
-            raise ValueError(f'images= is only used with neighbours="data", not {neighbours!r}')
-        else:
+        else:  # with stored edges of a data graph, the nodes' decoded frames stand in for images
             self.frames = _decode_flat(aae, self.bank).cpu()
-        nbr = self._neighbours(self.bank, self.frames, skip_self=True)
+        if edges is None:
+            nbr = self._neighbours(self.bank, self.frames, skip_self=True)
+            length = torch.cat(  # (N, k) edge lengths, 1024 rows at a time: never (N, k, P)
+                [(self.frames[r, None] - self.frames[i]).norm(dim=-1)
+                 for r, i in zip(torch.arange(len(bank)).split(1024), nbr.split(1024), strict=True)]
+            )  # fmt: skip
+        else:
+            nbr, length = _check_edges(edges, len(bank))
+        self.edges = (nbr, length)
         rows = torch.arange(len(bank))[:, None].expand_as(nbr)
-        length = torch.cat(  # (N, k) edge lengths, 1024 rows at a time: never (N, k, P) at once
-            [(self.frames[r, None] - self.frames[i]).norm(dim=-1)
-             for r, i in zip(torch.arange(len(bank)).split(1024), nbr.split(1024), strict=True)]
-        )  # fmt: skip
         if hop is not None:  # h: the hop-quantile of the bank's own edge lengths
             self.scale = float(np.quantile(length.double().numpy(), hop))
         cost = self._cost(length)
@@ -182,6 +209,37 @@ class DataGraph:
         return chains, totals
 
 
+def has_data_graph(aae: nn.Module) -> bool:
+    """Whether the AAE carries a stored data graph (:func:`attach_data_graph`)."""
+    return getattr(aae, "data_neighbours", None) is not None
+
+
+def stored_edges(aae: nn.Module) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """The stored data graph: (node latents (N, d), (neighbours (N, k), lengths (N, k)))."""
+    if not has_data_graph(aae):
+        raise ValueError(
+            'the graph over the data (neighbours="data") needs images= training images, or an '
+            "AAE that stores that graph: `latentnav train-aae` does, or call "
+            "attach_data_graph(aae, train_images) and save the AAE"
+        )
+    return aae.data_latents, (aae.data_neighbours, aae.data_lengths)
+
+
+def attach_data_graph(
+    aae: nn.Module, images: torch.Tensor, k: int = 20, invert_above: float | None = 0.95
+) -> DataGraph:
+    """The images' own k-NN graph (``neighbours="data"``) over ``data_bank(aae, images,
+    invert_above=...)``, stored on the AAE (``aae.data_latents``, ``data_neighbours``,
+    ``data_lengths``) so that its checkpoint carries it and ``Navigator(aae)`` needs no images:
+    the nodes' decoded frames then stand in for the images. ``images``: (N, *image_shape)."""
+    bank = data_bank(aae, images, invert_above=invert_above)
+    graph = DataGraph(aae, bank, min(k, len(bank) - 1), neighbours="data", images=images)
+    nbr, length = graph.edges
+    aae.data_latents = bank
+    aae.data_neighbours, aae.data_lengths = nbr.int().to(bank.device), length.to(bank.device)
+    return graph
+
+
 def resample(
     points: torch.Tensor, frames: torch.Tensor, steps: int, snap: bool = False
 ) -> torch.Tensor:
@@ -233,10 +291,13 @@ class GraphPath(Method):
             neighbours = own or ("data" if images is not None else "latent")
         self.steps = check_steps(steps)
         self.snap = bool(neighbours == "data" if snap is None else snap)
-        self.invert = None
+        self.invert, edges = None, None
         if graph is None:
             if bank is None and images is not None:
                 bank, self.invert = data_bank(aae, images, invert_above=invert), invert
+            elif bank is None and neighbours == "data":  # the data graph the checkpoint stores
+                bank, edges = stored_edges(aae)
+                self.invert = "stored"
             bank = getattr(aae, "latent_bank", None) if bank is None else bank
             if bank is None:
                 raise ValueError(
@@ -246,7 +307,7 @@ class GraphPath(Method):
                     "a DataGraph)"
                 )
             images = images if neighbours == "data" else None
-            graph = DataGraph(aae, bank, k, power, neighbours, hop, images)
+            graph = DataGraph(aae, bank, k, power, neighbours, hop, images, edges)
         self.graph = graph
 
     def config(self) -> dict[str, Any]:
