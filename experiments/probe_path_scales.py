@@ -104,6 +104,7 @@ def pseudo_labels(images: torch.Tensor, clusters: int, seed: int = 0) -> torch.T
 def purity(clusters: torch.Tensor, labels: torch.Tensor) -> float:
     """Share of images whose cluster's majority label is their own (labels: evaluation only)."""
     table = torch.zeros(int(clusters.max()) + 1, 10, dtype=torch.int64)
+    clusters = clusters.long()
     table.index_put_((clusters, labels.long()), torch.ones_like(clusters), accumulate=True)
     return table.max(1).values.sum().item() / len(labels)
 
