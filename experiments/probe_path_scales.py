@@ -79,24 +79,32 @@ def parse(spec: str) -> tuple[str, dict[str, float | str]]:
 
 def pseudo_labels(images: torch.Tensor, clusters: int, seed: int = 0) -> torch.Tensor:
     """Label-free classes: k-means (``clusters``) on a 10-d UMAP embedding of the images' pixels
-    (n_neighbors 30, min_dist 0; umap-learn and scikit-learn, probe-only); cached per call."""
+    (n_neighbors 30, min_dist 0; umap-learn and scikit-learn, probe-only); the embedding and the
+    labels are cached per image set."""
     import hashlib
     from pathlib import Path
 
     key = hashlib.sha1(images.numpy().tobytes()[::997]).hexdigest()[:12]
-    cache = Path.home() / ".cache" / "latentnav" / f"umap_kmeans_{key}_{len(images)}_{clusters}.pt"
+    root = Path.home() / ".cache" / "latentnav"
+    cache = root / f"umap_kmeans_{key}_{len(images)}_{clusters}.pt"
     if cache.exists():
         return torch.load(cache)
-    import umap
     from sklearn.cluster import KMeans
 
     start = time.perf_counter()
-    emb = umap.UMAP(n_neighbors=30, min_dist=0.0, n_components=10, random_state=seed)
-    emb = emb.fit_transform(images.flatten(1).float().numpy())
+    emb_file = root / f"umap_{key}_{len(images)}.pt"
+    if emb_file.exists():
+        emb = torch.load(emb_file).numpy()
+    else:
+        import umap
+
+        model = umap.UMAP(n_neighbors=30, min_dist=0.0, n_components=10, random_state=seed)
+        emb = model.fit_transform(images.flatten(1).float().numpy())
+        root.mkdir(parents=True, exist_ok=True)
+        torch.save(torch.as_tensor(emb), emb_file)
     labels = KMeans(clusters, n_init=10, random_state=seed).fit_predict(emb)
     labels = torch.as_tensor(labels, dtype=torch.int64)
     print(f"UMAP + k-means ({clusters}): {time.perf_counter() - start:.0f} s", flush=True)
-    cache.parent.mkdir(parents=True, exist_ok=True)
     torch.save(labels, cache)
     return labels
 

@@ -143,3 +143,38 @@ def test_the_context_decodes_once(setup):
     with torch.no_grad():
         label_free(aae, compass)(PathContext(z, counting))
     assert calls == [z.shape[0] * z.shape[1]]
+
+
+def test_jump_cap_is_zero_within_the_cap_and_the_squared_excess_beyond(setup):
+    from latentnav.navigation.energy import JumpCap
+
+    aae, _, _, a, b, z = setup
+    straight = PathContext(interpolate(a, b, 8), aae.decoder)
+    with torch.no_grad():
+        # SLERP itself, measured against itself (no reference: the term builds SLERP): zero.
+        assert torch.equal(JumpCap(10.0)(PathContext(straight.z, aae.decoder)), torch.zeros(5))
+        context = PathContext(z, aae.decoder, reference=straight)
+        cap = 1.2**2 * straight.squared_steps.amax(1, keepdim=True)
+        expected = 10.0 * 8 * (context.squared_steps - cap).clamp_min(0).sum(1)
+        got = JumpCap(10.0, ratio=1.2)(context)
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
+        assert (got > 0).any()  # the perturbed paths do exceed it somewhere
+        assert torch.equal(JumpCap(10.0, ratio=100.0)(context), torch.zeros(5))
+    for bad in ({"weight": -1.0}, {"weight": 1.0, "ratio": 0.0}):
+        with pytest.raises(ValueError, match="weight|ratio"):
+            JumpCap(**bad)
+
+
+def test_the_optimizer_measures_the_cap_against_its_start_and_it_cuts_the_largest_step(setup):
+    aae, compass, _, a, b, _ = setup
+    plain = make_method("optimizer", aae, compass=compass, steps=8, iterations=60)
+    capped = make_method(
+        "optimizer", aae, energy=label_free(aae, compass, cap_weight=100.0), compass=compass,
+        steps=8, iterations=60,
+    )  # fmt: skip
+    assert capped.config()["energy"][2] == {"term": "jump_cap", "weight": 100.0, "ratio": 1.0}
+    assert [t["term"] for t in plain.config()["energy"]].count("jump_cap") == 0
+    paths = [m.path(a, b).z for m in (plain, capped)]
+    with torch.no_grad():
+        steps = [PathContext(z, aae.decoder).squared_steps.amax(1) for z in paths]
+    assert (steps[1] <= steps[0] + 1e-6).all() and (steps[1] < steps[0]).any()

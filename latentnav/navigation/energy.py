@@ -4,10 +4,13 @@ For one pair, frames x_k = G(z_k), steps Δ_k = ‖x_{k+1} − x_k‖ (k = 0..T�
 
     Smoothness()                T · Σ_k Δ_k²                                   (decoded-path energy)
     MaxJump(μ, p)               μ · T² · (Σ_k Δ_k^p)^{2/p}                     (largest jump)
+    JumpCap(ρ, c)               ρ · T · Σ_k max(Δ_k² − c² Δ̂², 0)               (jump cap)
     Density(ℓ, prior, λ, τ, s)  λ · Σ_{k=1}^{T−1} h(log q(z_k))                (density)
     Cycle(E, γ, κ)              γ · Σ_{k=1}^{T−1} max(‖E(G(z_k)) − z_k‖² − κ, 0)  (cycle)
     EndpointClasses(p(y|z), ν)  ν · Σ_{k=1}^{T−1} −log(p(ŷ_0 | z_k) + p(ŷ_T | z_k))  (classes)
 
+    Δ̂ = the largest step of the reference path (the optimiser's start, SLERP by default), so the
+    cap is in each pair's own units: no step longer than c times the straight path's longest.
     h(u) = −u without a threshold τ; s · softplus((τ − u) / s) with one (s = 0: max(τ − u, 0)).
 
 Every term is ``term(context) -> (B,)``; the :class:`PathContext` decodes the path once and shares
@@ -31,6 +34,7 @@ __all__ = [
     "PathContext",
     "Smoothness",
     "MaxJump",
+    "JumpCap",
     "Density",
     "Cycle",
     "EndpointClasses",
@@ -48,10 +52,12 @@ Term = Callable[["PathContext"], torch.Tensor]
 
 class PathContext:
     """z: (B, T + 1, d) and what the terms share, computed once on first use: ``images``
-    (B·(T + 1), *image_shape) = G(z), ``squared_steps`` (B, T) = Δ_k²."""
+    (B·(T + 1), *image_shape) = G(z), ``squared_steps`` (B, T) = Δ_k². ``reference``: the
+    context of a fixed path between the same endpoints (the optimiser passes its start, one
+    object for every iteration, so what a term reads of it is computed once)."""
 
-    def __init__(self, z: torch.Tensor, decoder: nn.Module):
-        self.z, self.decoder = z, decoder
+    def __init__(self, z: torch.Tensor, decoder: nn.Module, reference: PathContext | None = None):
+        self.z, self.decoder, self.reference = z, decoder, reference
 
     @property
     def steps(self) -> int:
@@ -114,6 +120,36 @@ class MaxJump:
 
     def config(self) -> dict[str, Any]:
         return {"term": "max_jump", "weight": self.weight, "power": self.power}
+
+
+class JumpCap:
+    """ρ · T · Σ_k max(Δ_k² − c² Δ̂², 0) → (B,), Δ̂ the reference path's largest step (SLERP
+    between the endpoints when the context has no reference). Zero while every step is within
+    c times the reference's longest; beyond, each unit of squared excess costs ρ times what it
+    costs in :class:`Smoothness`."""
+
+    def __init__(self, weight: float, ratio: float = 1.0):
+        if not weight >= 0:
+            raise ValueError(f"weight (ρ) must be ≥ 0, got {weight}")
+        if not ratio > 0:
+            raise ValueError(f"ratio (c) must be > 0, got {ratio}")
+        self.weight, self.ratio = weight, ratio
+
+    def __call__(self, context: PathContext) -> torch.Tensor:
+        with torch.no_grad():
+            reference = context.reference
+            if reference is None:
+                from latentnav.interpolation import interpolate
+
+                z = context.z
+                straight = interpolate(z[:, 0], z[:, -1], context.steps, "slerp")
+                reference = context.reference = PathContext(straight, context.decoder)
+            cap = (self.ratio**2) * reference.squared_steps.amax(1, keepdim=True)
+        excess = (context.squared_steps - cap).clamp_min(0)
+        return self.weight * context.steps * excess.sum(1)
+
+    def config(self) -> dict[str, Any]:
+        return {"term": "jump_cap", "weight": self.weight, "ratio": self.ratio}
 
 
 class Density:
@@ -247,7 +283,7 @@ class Energy:
 # -- named presets (RESULTS §6.5 label-free choice; §6.8 with labels, d = 8 dev choice) ----------
 LABEL_FREE = {"density_weight": 30.0, "jump_weight": 0.3, "jump_power": 16.0,
               "cycle_weight": 300.0, "log_q_threshold": None, "hinge_width": 1.0,
-              "cycle_threshold": 0.0}  # fmt: skip
+              "cycle_threshold": 0.0, "cap_weight": 0.0, "cap_ratio": 1.0}  # fmt: skip
 WITH_CLASSES = {**LABEL_FREE, "density_weight": 60.0, "jump_weight": 0.5, "class_weight": 100.0}
 
 
@@ -262,9 +298,11 @@ def label_free(aae: nn.Module, compass: nn.Module, **overrides: Any) -> Energy:
     """Smoothness + MaxJump(0.3, 16) + Density(λ = 30, no τ) + Cycle(γ = 300, κ = 0): the label-free
     energy of RESULTS §6.5 (MNIST d = 8); ``overrides`` replace entries of :data:`LABEL_FREE`."""
     s = _settings(LABEL_FREE, overrides)
+    cap = (JumpCap(s["cap_weight"], s["cap_ratio"]),) if s["cap_weight"] > 0 else ()
     return Energy(
         Smoothness(),
         MaxJump(s["jump_weight"], s["jump_power"]),
+        *cap,
         Density(compass, aae.prior, s["density_weight"], s["log_q_threshold"], s["hinge_width"]),
         Cycle(aae.encoder, s["cycle_weight"], s["cycle_threshold"]),
     )

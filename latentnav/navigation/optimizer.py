@@ -72,12 +72,13 @@ def optimize(
     active = torch.ones(len(start), dtype=torch.bool, device=device)
     iterations = torch.zeros(len(start), dtype=torch.int64, device=device)
     previous = None
+    reference = PathContext(start, decoder)  # the start path: terms measure against it
     for i in range(c.iterations):
         if c.lr_decay < 1:
             cosine = 0.5 * (1 + math.cos(math.pi * i / max(c.iterations - 1, 1)))
             optimizer.param_groups[0]["lr"] = c.lr * (c.lr_decay + (1 - c.lr_decay) * cosine)
         full = torch.cat([start[:, :1], inner, start[:, -1:]], 1)
-        value = energy(PathContext(full, decoder))
+        value = energy(PathContext(full, decoder, reference))
         optimizer.zero_grad(set_to_none=True)
         value.sum().backward()
         with torch.no_grad():  # A pair whose energy or gradient is not finite stops here.
@@ -99,7 +100,7 @@ def optimize(
         finite = torch.isfinite(inner).flatten(1).all(1)[:, None, None]
         inner = torch.where(finite, inner.detach(), start[:, 1:-1])  # never a non-finite point
         full = torch.cat([start[:, :1], inner, start[:, -1:]], 1)
-        final = energy(PathContext(full, decoder))
+        final = energy(PathContext(full, decoder, reference))
     return full, final, iterations
 
 
