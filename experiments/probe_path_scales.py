@@ -13,7 +13,9 @@ then run ``it`` iterations; decay = lr_decay; init_t0=t, init_n=n: start from th
 ``score,t0=t,corrections=n``; ginit=k: start from the path of ``graph,k=k``; ``graph,data=1``:
 the graph over the bank's images themselves, its bank inverted above the ``invert`` quantile;
 ``clusters,K=k[,class_weight=ν,...]``: ``with_classes`` with a latent classifier fitted on
-label-free classes, k-means of a UMAP embedding of the ``--bank-images`` training images).
+label-free classes, k-means of a UMAP embedding of the ``--bank-images`` training images;
+``spectral,K=k[,eig=m,...]``: the same on the spectral clusters of the checkpoint's data graph,
+``latentnav.navigation.clusters.cluster_classifier``).
 Any other method of the registry by name with its options (``score,t0=0.05,corrections=3``,
 ``sde,t0=0.1,substeps=20,guided=1``: the bundle's diffusion model, and ``--discriminator`` D_ψ when
 guided). ``--pairs dev`` (default) tunes on the dev pairs of path_optimizer_sweep.py; ``--pairs
@@ -199,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
             nav = Navigator(aae, "graph", steps=32, **options)
         elif name == "auto":  # Navigator(aae, data=images): the data graph first, else the default
             nav = Navigator(aae, data=graph_images, steps=32)
-        elif name not in ("label_free", "scale_free", "clusters"):
+        elif name not in ("label_free", "scale_free", "clusters", "spectral"):
             model = diffusion if name in DIFFUSION_METHODS else None
             nav = Navigator(aae, name, steps=32, **method_options(kw, model, discriminator))
         else:
@@ -218,6 +220,19 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{spec}: latent classifier {report}", flush=True)
                 kw = {k: (int(v) if k == "jump_power" else v) for k, v in kw.items()}
                 energy = with_classes(aae, aae.compass, classifier.eval(), **kw)
+            elif name == "spectral":  # with_classes on the stored data graph's spectral clusters
+                from latentnav.navigation.clusters import cluster_classifier
+                from latentnav.navigation.energy import with_classes
+
+                n_clusters, eig = int(kw.pop("K", 10)), int(kw.pop("eig", 20))
+                start = time.perf_counter()
+                classifier, report = cluster_classifier(aae, n_clusters, eig)
+                with torch.no_grad():
+                    found = classifier(aae.encode(test.images)).argmax(1)
+                print(f"{spec}: {report}, test purity {purity(found, test.labels):.3f} "
+                      f"({time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
+                kw = {k: (int(v) if k == "jump_power" else v) for k, v in kw.items()}
+                energy = with_classes(aae, aae.compass, classifier, **kw)
             else:
                 energy = scale_free(aae, aae.compass, scales, **kw)
             if "sw" in opt:  # sw=w, st0=t0: + ScorePull(w, t0)

@@ -85,15 +85,22 @@ def fit_latent_classifier(
     validation: tuple[torch.Tensor, torch.Tensor] | None = None,
     config: LatentClassifierConfig | None = None,
     progress: bool = False,
+    *,
+    latents: torch.Tensor | None = None,
 ) -> tuple[LatentClassifier, dict[str, Any]]:
     """Fit p(y | E(x)) on ``images`` (N, *image_shape) with ``labels`` (N,) in 0..C−1; report the
-    accuracy on ``validation`` = (images, labels), else on a held-out share of ``images``."""
+    accuracy on ``validation`` = (images, labels), else on a held-out share of ``images``.
+    ``latents`` (N, d): the training latents themselves in place of E(images) (images=None)."""
     c = config or LatentClassifierConfig()
+    if latents is not None:
+        if not (isinstance(latents, torch.Tensor) and latents.ndim == 2):
+            raise ValueError(f"latents must be a tensor (N, d), got {latents!r:.60}")
+        images = latents
     labels = _check_labels(labels, len(images), "labels")
     if len(images) < 2:
         raise ValueError(f"images must hold at least 2 images, got {len(images)}")
     with evaluating(aae):
-        z = encode_all(aae, images)
+        z = encode_all(aae, images) if latents is None else latents.detach().float()
         y = labels.to(z.device)
         g = torch.Generator().manual_seed(c.seed)
         if validation is None:
