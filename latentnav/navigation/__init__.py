@@ -20,6 +20,7 @@ from latentnav.navigation import diffusion_methods as _diffusion_methods  # noqa
 from latentnav.navigation import graph as _graph  # noqa: F401  (registers "graph")
 from latentnav.navigation import ode as _ode  # noqa: F401  (registers "ode")
 from latentnav.navigation.auto import DataFirst
+from latentnav.navigation.clusters import cluster_classifier
 from latentnav.navigation.compasses import DensityCompass, DiscriminatorCompass
 from latentnav.navigation.energy import (
     Cycle,
@@ -52,6 +53,7 @@ __all__ = [
     "Stepwise",
     "DataFirst",
     "attach_data_graph",
+    "cluster_classifier",
     "StepwiseConfig",
     "PathOptimizer",
     "OptimizerConfig",
