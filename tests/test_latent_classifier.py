@@ -71,3 +71,14 @@ def test_bad_labels_and_configs():
     for kwargs in ({"epochs": 0}, {"lr": 0.0}, {"holdout": 1.0}, {"batch_size": 0}):
         with pytest.raises(ValueError, match=next(iter(kwargs))):
             LatentClassifierConfig(**kwargs)
+
+
+def test_given_latents_stand_in_for_the_encoded_images():
+    g = torch.Generator().manual_seed(2)
+    x, y, _ = two_classes(300, g)
+    config = LatentClassifierConfig(hidden=(8,), epochs=2, seed=0)
+    encoded, _ = fit_latent_classifier(identity_aae(), x, y, config=config)  # E = identity
+    given, report = fit_latent_classifier(identity_aae(), None, y, config=config, latents=x)
+    assert torch.equal(encoded(x), given(x)) and report["num_classes"] == 2
+    with pytest.raises(ValueError, match="latents must be"):
+        fit_latent_classifier(identity_aae(), None, y, latents=x[:, 0])
