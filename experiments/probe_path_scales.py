@@ -37,7 +37,7 @@ from latentnav.data import load_mnist
 from latentnav.interpolation import interpolate
 from latentnav.metrics import ood_detector, reconstruction_floor, reference_classifier
 from latentnav.navigation import Navigator
-from latentnav.navigation.energy import label_free
+from latentnav.navigation.energy import label_free, with_classes
 from latentnav.navigation.graph import data_bank
 from latentnav.navigation.scales import path_scales, scale_free
 
@@ -117,6 +117,29 @@ def purity(clusters: torch.Tensor, labels: torch.Tensor) -> float:
     clusters = clusters.long()
     table.index_put_((clusters, labels.long()), torch.ones_like(clusters), accumulate=True)
     return table.max(1).values.sum().item() / len(labels)
+
+
+def label_free_classifier(name, spec, kw, aae, graph_images, train, test):
+    """``clusters``: a latent classifier on UMAP + k-means classes of ``graph_images``;
+    ``spectral``: ``cluster_classifier`` on the checkpoint's data graph. Pops ``K`` (and ``eig``)
+    from ``kw`` and prints the purity against the digits (evaluation only)."""
+    n_clusters = int(kw.pop("K", 10))
+    start = time.perf_counter()
+    if name == "clusters":
+        from latentnav.latent_classifier import fit_latent_classifier
+
+        pseudo = pseudo_labels(graph_images, n_clusters)
+        print(f"{spec}: purity {purity(pseudo, train.labels[: len(pseudo)]):.3f}")
+        classifier, report = fit_latent_classifier(aae, graph_images, pseudo)
+    else:
+        from latentnav.navigation.clusters import cluster_classifier
+
+        classifier, report = cluster_classifier(aae, n_clusters, int(kw.pop("eig", 20)))
+    with torch.no_grad():
+        found = classifier(aae.encode(test.images)).argmax(1)
+    print(f"{spec}: {report}, test purity {purity(found, test.labels):.3f} "
+          f"({time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
+    return classifier.eval()
 
 
 class ScorePull:
@@ -209,28 +232,8 @@ def main(argv: list[str] | None = None) -> None:
             opt = {k: kw.pop(k) for k in keys if k in kw}
             if name == "label_free":
                 energy = label_free(aae, aae.compass, **kw)
-            elif name == "clusters":  # with_classes on label-free classes (UMAP + k-means)
-                from latentnav.latent_classifier import fit_latent_classifier
-                from latentnav.navigation.energy import with_classes
-
-                n_clusters = int(kw.pop("K", 10))
-                pseudo = pseudo_labels(graph_images, n_clusters)
-                print(f"{spec}: purity {purity(pseudo, train.labels[: len(pseudo)]):.3f}")
-                classifier, report = fit_latent_classifier(aae, graph_images, pseudo)
-                print(f"{spec}: latent classifier {report}", flush=True)
-                kw = {k: (int(v) if k == "jump_power" else v) for k, v in kw.items()}
-                energy = with_classes(aae, aae.compass, classifier.eval(), **kw)
-            elif name == "spectral":  # with_classes on the stored data graph's spectral clusters
-                from latentnav.navigation.clusters import cluster_classifier
-                from latentnav.navigation.energy import with_classes
-
-                n_clusters, eig = int(kw.pop("K", 10)), int(kw.pop("eig", 20))
-                start = time.perf_counter()
-                classifier, report = cluster_classifier(aae, n_clusters, eig)
-                with torch.no_grad():
-                    found = classifier(aae.encode(test.images)).argmax(1)
-                print(f"{spec}: {report}, test purity {purity(found, test.labels):.3f} "
-                      f"({time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
+            elif name in ("clusters", "spectral"):  # with_classes on label-free classes
+                classifier = label_free_classifier(name, spec, kw, aae, graph_images, train, test)
                 kw = {k: (int(v) if k == "jump_power" else v) for k, v in kw.items()}
                 energy = with_classes(aae, aae.compass, classifier, **kw)
             else:

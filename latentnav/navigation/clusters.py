@@ -69,10 +69,9 @@ def spectral_clusters(
 ) -> torch.Tensor:
     """Spectral clusters of the k-NN graph ``neighbours`` (N, k) int with edge ``lengths`` (N, k)
     → labels (N,) int64 (module docstring)."""
-    import scipy.sparse as sp
     from scipy.sparse.linalg import LinearOperator, eigsh
 
-    from latentnav.navigation.graph import _check_edges
+    from latentnav.navigation.graph import _check_edges, knn_matrix
 
     n = len(neighbours)
     if not (isinstance(eigenvectors, int) and 1 <= eigenvectors < n):
@@ -83,10 +82,7 @@ def spectral_clusters(
     length = length.double()
     sigma = length[:, -1].clamp_min(1e-12)  # σ_i: the distance to the k-th neighbour
     weight = torch.exp(-length.square() / (sigma[:, None] * sigma[nbr]))
-    rows = torch.arange(n)[:, None].expand_as(nbr)
-    w = sp.csr_matrix((weight.flatten().numpy(), (rows.flatten().numpy(), nbr.flatten().numpy())),
-                      (n, n))  # fmt: skip
-    w = w.maximum(w.T).tocsr()
+    w = knn_matrix(nbr, weight.numpy())
     degree = np.asarray(w.sum(1)).ravel()
     tau = regularise * degree.mean()
     s = 1 / np.sqrt(degree + tau + 1e-300)

@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from latentnav.interpolation import interpolate
+
 __all__ = [
     "PathContext",
     "Smoothness",
@@ -139,8 +141,6 @@ class JumpCap:
         with torch.no_grad():
             reference = context.reference
             if reference is None:
-                from latentnav.interpolation import interpolate
-
                 z = context.z
                 straight = interpolate(z[:, 0], z[:, -1], context.steps, "slerp")
                 reference = context.reference = PathContext(straight, context.decoder)

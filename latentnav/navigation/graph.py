@@ -66,6 +66,18 @@ def _check_edges(edges, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return nbr.long(), length.float()
 
 
+def knn_matrix(neighbours: torch.Tensor, values: Any) -> Any:
+    """The symmetric scipy CSR (N, N) matrix with ``values`` (N, k) at (i, neighbours[i, j]), each
+    pair once: the larger of its two directions."""
+    import scipy.sparse as sp
+
+    n = len(neighbours)
+    rows = torch.arange(n)[:, None].expand_as(neighbours).flatten().numpy()
+    values = np.asarray(values).reshape(-1)
+    g = sp.csr_matrix((values, (rows, neighbours.flatten().numpy())), (n, n))
+    return g.maximum(g.T).tocsr()
+
+
 @torch.no_grad()
 def _decode_flat(aae: nn.Module, z: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
     return torch.cat([aae.decode(part).flatten(1).float() for part in z.split(chunk)])
@@ -87,7 +99,6 @@ class DataGraph:
         images: torch.Tensor | None = None,
         edges: tuple[torch.Tensor, torch.Tensor] | None = None,
     ):
-        import scipy.sparse as sp
 
         if not (isinstance(bank, torch.Tensor) and bank.ndim == 2 and bank.is_floating_point()):
             shape = tuple(bank.shape) if isinstance(bank, torch.Tensor) else type(bank).__name__
@@ -138,13 +149,9 @@ class DataGraph:
         else:
             nbr, length = _check_edges(edges, len(bank))
         self.edges = (nbr, length)
-        rows = torch.arange(len(bank))[:, None].expand_as(nbr)
         if hop is not None:  # h: the hop-quantile of the bank's own edge lengths
             self.scale = float(np.quantile(length.double().numpy(), hop))
-        cost = self._cost(length)
-        n = len(bank)
-        g = sp.csr_matrix((cost.flatten(), (rows.flatten().numpy(), nbr.flatten().numpy())), (n, n))
-        self.graph = g.maximum(g.T).tocsr()  # symmetric: the cost is, so no double counting
+        self.graph = knn_matrix(nbr, self._cost(length))  # symmetric: no double counting
 
     def _neighbours(self, z: torch.Tensor, frames: torch.Tensor, skip_self: bool = False):
         """Indices (M, k) of bank nodes nearest z (M, d) in latent space, (M, k) nearest its
