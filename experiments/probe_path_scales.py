@@ -15,7 +15,8 @@ the graph over the bank's images themselves, its bank inverted above the ``inver
 ``clusters,K=k[,class_weight=ν,...]``: ``with_classes`` with a latent classifier fitted on
 label-free classes, k-means of a UMAP embedding of the ``--bank-images`` training images;
 ``spectral,K=k[,eig=m,...]``: the same on the spectral clusters of the checkpoint's data graph,
-``latentnav.navigation.clusters.cluster_classifier``).
+``latentnav.navigation.clusters.cluster_classifier``; on any optimiser variant ``cap=c[,sub=s]``
+adds a row for the same path's frames re-chosen under the jump cap, ``CappedFrames``).
 Any other method of the registry by name with its options (``score,t0=0.05,corrections=3``,
 ``sde,t0=0.1,substeps=20,guided=1``: the bundle's diffusion model, and ``--discriminator`` D_ψ when
 guided). ``--pairs dev`` (default) tunes on the dev pairs of path_optimizer_sweep.py; ``--pairs
@@ -228,7 +229,8 @@ def main(argv: list[str] | None = None) -> None:
             model = diffusion if name in DIFFUSION_METHODS else None
             nav = Navigator(aae, name, steps=32, **method_options(kw, model, discriminator))
         else:
-            keys = ("it", "lr", "tol", "coarse", "decay", "init_t0", "init_n", "sw", "st0", "ginit")
+            keys = ("it", "lr", "tol", "coarse", "decay", "init_t0", "init_n", "sw", "st0", "ginit",
+                    "cap", "sub")  # fmt: skip
             opt = {k: kw.pop(k) for k in keys if k in kw}
             if name == "label_free":
                 energy = label_free(aae, aae.compass, **kw)
@@ -267,14 +269,24 @@ def main(argv: list[str] | None = None) -> None:
         else:
             path = nav.path(za, zb)
         seconds = time.perf_counter() - start
-        r = path.report(aae, detector=detector)
-        rows[spec] = {"union OOD": r.ood_rate["union"], "step max": r.step_max,
-                      "≤1 class change": r.at_most_one_change, "seconds": seconds}  # fmt: skip
-        if "from_data" in path.records:
-            rows[spec]["from data"] = path.records["from_data"].float().mean().item()
-        if "iterations" in path.records:
-            rows[spec]["mean iterations"] = path.records["iterations"].float().mean().item()
-        print(f"{spec:50s} " + "  ".join(f"{k} {v:.4f}" for k, v in rows[spec].items()), flush=True)
+        found = [(spec, path, seconds)]
+        if "cap" in opt:  # the same run's path, its frames re-chosen under the jump cap
+            from latentnav.navigation.frames import CappedFrames
+
+            capped = CappedFrames(aae, nav.method, opt["cap"], int(opt.get("sub", 4)))
+            start = time.perf_counter()
+            found.append((spec + " [capped]", capped.select(path), time.perf_counter() - start))
+        for label, path, seconds in found:
+            r = path.report(aae, detector=detector)
+            rows[label] = {"union OOD": r.ood_rate["union"], "step max": r.step_max,
+                           "≤1 class change": r.at_most_one_change, "seconds": seconds}  # fmt: skip
+            for key in ("from_data", "over_cap"):
+                if key in path.records:
+                    rows[label][key] = path.records[key].float().mean().item()
+            if "iterations" in path.records:
+                rows[label]["mean iterations"] = path.records["iterations"].float().mean().item()
+            print(f"{label:50s} " + "  ".join(f"{k} {v:.4f}" for k, v in rows[label].items()),
+                  flush=True)  # fmt: skip
     if args.json:
         with open(args.json, "w") as f:
             record = {"d": aae.latent_dim, "scales": scales.to_dict(), "floor": floor, "rows": rows}

@@ -158,14 +158,19 @@ class AAE(nn.Module):
 
     def to_config(self) -> dict[str, Any]:
         """The config as plain data, with the prior's, the attached compass's when there is
-        one (``aae.compass``, a refitted :class:`LatentDiscriminator`, DESIGN.md §3), and the
-        size of ``aae.latent_bank`` and the data graph's (N, k) when set."""
+        one (``aae.compass``, a refitted :class:`LatentDiscriminator`, DESIGN.md §3), the
+        attached ``aae.cluster_classifier``'s shape, and the size of ``aae.latent_bank`` and the
+        data graph's (N, k) when set."""
         config = asdict(self.config)
         config["prior"] = self.prior.config()
         compass = getattr(self, "compass", None)
         if isinstance(compass, LatentDiscriminator):
             config["compass"] = {"hidden": list(compass.hidden),
                                  "spectral_norm": compass.spectral_norm}  # fmt: skip
+        classifier = getattr(self, "cluster_classifier", None)
+        if classifier is not None:  # a LatentClassifier (navigation.clusters)
+            config["cluster_classifier"] = {"classes": int(classifier.num_classes),
+                                            "hidden": list(classifier.hidden)}  # fmt: skip
         if self.latent_bank is not None:
             config["latent_bank"] = int(self.latent_bank.shape[0])
         if self.data_neighbours is not None:
@@ -179,6 +184,7 @@ class AAE(nn.Module):
         compass = config.pop("compass", None)
         bank = config.pop("latent_bank", None)
         graph = config.pop("data_graph", None)
+        clusters = config.pop("cluster_classifier", None)
         aae = cls(AAEConfig(**config))
         if bank is not None:
             aae.latent_bank = torch.zeros(int(bank), aae.latent_dim)
@@ -190,6 +196,12 @@ class AAE(nn.Module):
         if compass is not None:
             aae.compass = LatentDiscriminator(
                 aae.latent_dim, tuple(compass["hidden"]), bool(compass["spectral_norm"])
+            )
+        if clusters is not None:
+            from latentnav.latent_classifier import LatentClassifier
+
+            aae.cluster_classifier = LatentClassifier(
+                aae.latent_dim, int(clusters["classes"]), tuple(clusters["hidden"])
             )
         return aae
 

@@ -34,6 +34,7 @@ from latentnav.data import ImageData, ImageDataModule
 from latentnav.density_ratio import RatioFitConfig
 from latentnav.diffusion import DiffusionConfig, LatentDiffusion
 from latentnav.metrics.mmd import mmd2
+from latentnav.navigation.clusters import attach_cluster_classifier
 from latentnav.navigation.graph import attach_data_graph, data_bank
 from latentnav.run_figures import (
     aae_figures,
@@ -104,17 +105,23 @@ def attach_compass(aae: AAE, datamodule, config: CompassConfig | None) -> dict[s
     validation split) and attach it as ``aae.compass``; returns its held-out report. Also
     attaches the encoded training images as ``aae.latent_bank`` (the "graph" navigator's nodes,
     :func:`~latentnav.navigation.graph.data_bank`) and their own k-NN graph (the default
-    navigator's data graph, :func:`~latentnav.navigation.graph.attach_data_graph`)."""
+    navigator's data graph, :func:`~latentnav.navigation.graph.attach_data_graph`) and, on a graph
+    of at least 100 nodes, the label-free classes of its spectral clusters (the default energy's
+    class term, :func:`~latentnav.navigation.clusters.attach_cluster_classifier`)."""
     aae.latent_bank = data_bank(aae, datamodule.train_data.images)
     attach_data_graph(aae, datamodule.train_data.images)
+    found = {}
+    if len(aae.data_latents) >= 100:
+        sizes = attach_cluster_classifier(aae)["cluster_sizes"]
+        found = {"cluster_sizes": sizes}
     if config is None:
-        return {}
+        return found
     compass, report = fit_compass(
         aae, datamodule.train_data.images, datamodule.val_data.images, config
     )
     aae.compass = compass
     keep = ("heldout_accuracy", "validation_accuracy", "temperature")
-    return {k: report[k] for k in keep if k in report}
+    return {**{k: report[k] for k in keep if k in report}, **found}
 
 
 def build_aae(config: AAEConfig, seed: int) -> AAE:

@@ -116,6 +116,10 @@ def test_cli_trains_on_lines(tmp_path, capsys):
     assert aae.data_neighbours.shape == (len(aae.latent_bank), 20)
     path = Navigator(aae, "auto", steps=8, fallback="slerp").path(every[:3], every[3:6])
     assert path.config["graph"]["invert"] == "stored" and path.records["from_data"].shape == (3,)
+    # ... and label-free classes of that graph: the default energy's class term.
+    sizes = metrics["compass"]["cluster_sizes"]
+    assert aae.cluster_classifier.num_classes == len(sizes) == 10
+    assert sum(sizes) == len(aae.data_latents)
 
 
 # --- projection and threshold ---------------------------------------------------------------

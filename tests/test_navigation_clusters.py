@@ -83,3 +83,30 @@ def test_the_cluster_classifier_comes_from_the_stored_data_graph():
     with torch.no_grad():
         found = classifier(aae.data_latents).argmax(1)
     assert agreement(found, truth) == 1.0  # the image clusters, read off the latents
+
+
+def test_an_attached_cluster_classifier_travels_in_the_checkpoint_and_sets_the_default(tmp_path):
+    from latentnav.aae import AAE, AAEConfig
+    from latentnav.latent_classifier import LatentClassifierConfig
+    from latentnav.navigation import Navigator, attach_cluster_classifier
+    from latentnav.navigation.energy import EndpointClasses, default_energy, label_free
+
+    torch.manual_seed(0)
+    aae = AAE(AAEConfig(image_shape=(4,), latent_dim=2, hidden=(16,), disc_hidden=(8,))).eval()
+    aae.compass = aae.discriminator
+    centres = torch.tensor([[0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]])
+    x, _ = blobs(20, centres, 0.05, seed=3)
+    attach_data_graph(aae, x.clamp(0, 1), k=5, invert_above=None)
+    assert default_energy(aae, aae.compass).config() == label_free(aae, aae.compass).config()
+    config = LatentClassifierConfig(epochs=5, hidden=(8,))
+    report = attach_cluster_classifier(aae, 3, eigenvectors=40, config=config)  # 40 > N/2: 30
+    assert sum(report["cluster_sizes"]) == 60 and aae.cluster_classifier.num_classes == 3
+    energy = default_energy(aae, aae.compass)
+    assert isinstance(energy.terms[-1], EndpointClasses)
+    assert energy.terms[-1].classifier is aae.cluster_classifier
+    assert Navigator(aae, "optimizer").method.config()["energy"] == energy.config()
+    loaded = AAE.load(aae.save(tmp_path / "aae.safetensors"))
+    z = torch.randn(7, 2)
+    with torch.no_grad():
+        assert torch.equal(loaded.cluster_classifier(z), aae.cluster_classifier(z))
+    assert isinstance(default_energy(loaded, loaded.compass).terms[-1], EndpointClasses)

@@ -47,6 +47,7 @@ OPTIONS = {
     "graph": {"steps": T, "k": 3},  # bank: BANK
     "graph/data": {"steps": T, "k": 3},  # images: IMAGES, the bank their inverted encodings
     "auto": {"steps": T},  # images: IMAGES; fallback: the optimiser, 4 iterations
+    "capped": {},  # base: the optimiser, 4 iterations
 }
 BANK = torch.randn(40, D, generator=torch.Generator().manual_seed(5))
 IMAGES = torch.rand(40, 6, generator=torch.Generator().manual_seed(6))
@@ -62,12 +63,13 @@ RECORDS = {  # name → per point (True) or per pair (False)
     "graph": {"hops": False, "cost": False},
     "graph/data": {"hops": False, "cost": False},
     "auto": {"from_data": False, "hops": False},
+    "capped": {"energy": False, "iterations": False, "frame_index": True, "over_cap": False},
 }
 CALLS = {"lerp": T, "slerp": T, "stepwise": T, "optimizer": 4, "ode": 1, "score": T, "sde": T,
-         "class": 4, "graph": T, "graph/data": T, "auto": 4}  # fmt: skip
+         "class": 4, "graph": T, "graph/data": T, "auto": 4, "capped": 4}  # fmt: skip
 BATCH_TOLERANCE = {"lerp": 0.0, "slerp": 0.0, "stepwise": 1e-5, "optimizer": 1e-5, "ode": 1e-4,
                    "score": 1e-5, "sde": None, "class": 1e-5, "graph": 1e-5,
-                   "graph/data": 1e-5, "auto": 1e-5}  # fmt: skip
+                   "graph/data": 1e-5, "auto": 1e-5, "capped": 1e-5}  # fmt: skip
 DIFFUSION = ("ode", "score", "sde")
 
 
@@ -85,6 +87,8 @@ def method(name, aae, diffusion):
     if name == "auto":  # with 40 images the chains are short: every pair falls back
         options["images"] = IMAGES
         options["fallback"] = make_method("optimizer", aae, steps=T, iterations=4)
+    if name == "capped":
+        options["base"] = make_method("optimizer", aae, steps=T, iterations=4)
     return make_method(name.split("/")[0], aae, **options)
 
 

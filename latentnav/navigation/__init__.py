@@ -20,7 +20,7 @@ from latentnav.navigation import diffusion_methods as _diffusion_methods  # noqa
 from latentnav.navigation import graph as _graph  # noqa: F401  (registers "graph")
 from latentnav.navigation import ode as _ode  # noqa: F401  (registers "ode")
 from latentnav.navigation.auto import DataFirst
-from latentnav.navigation.clusters import cluster_classifier
+from latentnav.navigation.clusters import attach_cluster_classifier, cluster_classifier
 from latentnav.navigation.compasses import DensityCompass, DiscriminatorCompass
 from latentnav.navigation.energy import (
     Cycle,
@@ -31,9 +31,11 @@ from latentnav.navigation.energy import (
     MaxJump,
     PathContext,
     Smoothness,
+    default_energy,
     label_free,
     with_classes,
 )
+from latentnav.navigation.frames import CappedFrames, select_frames
 from latentnav.navigation.graph import attach_data_graph, has_data_graph
 from latentnav.navigation.methods import METHODS, Method, check_pair, make_method, register_method
 from latentnav.navigation.optimizer import OptimizerConfig, PathOptimizer
@@ -54,6 +56,9 @@ __all__ = [
     "DataFirst",
     "attach_data_graph",
     "cluster_classifier",
+    "CappedFrames",
+    "select_frames",
+    "attach_cluster_classifier",
     "StepwiseConfig",
     "PathOptimizer",
     "OptimizerConfig",
@@ -67,6 +72,7 @@ __all__ = [
     "EndpointClasses",
     "label_free",
     "with_classes",
+    "default_energy",
 ]
 
 _MISSING_COMPASS = (

@@ -11,7 +11,9 @@ forming the dense term; the ``eigenvectors`` leading eigenvectors of A (scipy ``
 row scaled to unit length (Ng, Jordan and Weiss 2001); k-means with k-means++ starts, the run of
 lowest inertia out of ``restarts``. :func:`cluster_classifier` fits p(c | z) on the graph's node
 latents, the ``classifier`` of :func:`~latentnav.navigation.energy.with_classes`, so that "stay in
-the endpoints' classes" needs no labels (RESULTS §6.14).
+the endpoints' classes" needs no labels (RESULTS §6.14). :func:`attach_cluster_classifier` stores it
+in the AAE (``aae.cluster_classifier``, saved with the checkpoint; ``latentnav train-aae`` does so),
+and the path optimiser's default energy is then ``with_classes`` on it (RESULTS §6.15).
 
 Shapes: neighbours, lengths (N, k); labels (N,) int64 in 0..clusters−1.
 """
@@ -26,7 +28,7 @@ from torch import nn
 
 from latentnav.latent_classifier import LatentClassifier, LatentClassifierConfig
 
-__all__ = ["spectral_clusters", "kmeans", "cluster_classifier"]
+__all__ = ["spectral_clusters", "kmeans", "cluster_classifier", "attach_cluster_classifier"]
 
 
 def kmeans(
@@ -118,3 +120,19 @@ def cluster_classifier(
     )
     report["cluster_sizes"] = torch.bincount(labels, minlength=clusters).tolist()
     return classifier, report
+
+
+def attach_cluster_classifier(
+    aae: nn.Module,
+    clusters: int = 10,
+    eigenvectors: int = 20,
+    seed: int = 0,
+    config: LatentClassifierConfig | None = None,
+) -> dict[str, Any]:
+    """Fit :func:`cluster_classifier` and attach it as ``aae.cluster_classifier`` (saved with the
+    AAE) → its report. Graphs of fewer than 2 × ``eigenvectors`` nodes use N // 2 eigenvectors."""
+    n = len(aae.data_neighbours) if getattr(aae, "data_neighbours", None) is not None else 0
+    eigenvectors = max(1, min(eigenvectors, n // 2)) if n else eigenvectors
+    classifier, report = cluster_classifier(aae, clusters, eigenvectors, seed, config)
+    aae.cluster_classifier = classifier.eval()
+    return report

@@ -45,6 +45,7 @@ __all__ = [
     "cycle_error",
     "label_free",
     "with_classes",
+    "default_energy",
     "LABEL_FREE",
     "WITH_CLASSES",
 ]
@@ -173,17 +174,24 @@ class Density:
         self.weight, self.threshold, self.width = weight, threshold, width
 
     def __call__(self, context: PathContext) -> torch.Tensor:
+        return self.weight * self._points(context).sum(1)
+
+    def per_point(self, context: PathContext) -> torch.Tensor:
+        """λ · h(log q(z_k)) for each interior point → (B, T − 1)."""
+        return self.weight * self._points(context)
+
+    def _points(self, context: PathContext) -> torch.Tensor:
         b, n, d = context.z.shape
         if n <= 2:
-            return context.z.new_zeros(b)
+            return context.z.new_zeros(b, 0)
         lq = log_q(self.compass, self.prior, context.z[:, 1:-1].reshape(-1, d)).reshape(b, n - 2)
         if self.threshold is None:
-            term = -lq.sum(1)
+            term = -lq
         elif self.width == 0:
-            term = (self.threshold - lq).clamp_min(0).sum(1)
+            term = (self.threshold - lq).clamp_min(0)
         else:
-            term = (self.width * F.softplus((self.threshold - lq) / self.width)).sum(1)
-        return self.weight * term
+            term = self.width * F.softplus((self.threshold - lq) / self.width)
+        return term
 
     def modules(self) -> list[nn.Module]:
         return [self.compass]
@@ -204,12 +212,19 @@ class Cycle:
         self.encoder, self.weight, self.threshold = encoder, weight, threshold
 
     def __call__(self, context: PathContext) -> torch.Tensor:
+        return self.weight * self._points(context).sum(1)
+
+    def per_point(self, context: PathContext) -> torch.Tensor:
+        """γ · max(‖E(G(z_k)) − z_k‖² − κ, 0) for each interior point → (B, T − 1)."""
+        return self.weight * self._points(context)
+
+    def _points(self, context: PathContext) -> torch.Tensor:
         b, n, d = context.z.shape
         if n <= 2:
-            return context.z.new_zeros(b)
+            return context.z.new_zeros(b, 0)
         inner = context.z[:, 1:-1].reshape(-1, d)
         error = cycle_error(self.encoder, inner, context.inner_images()).view(b, n - 2)
-        return self.weight * (error - self.threshold).clamp_min(0).sum(1)
+        return (error - self.threshold).clamp_min(0)
 
     def modules(self) -> list[nn.Module]:
         return [self.encoder]
@@ -230,14 +245,21 @@ class EndpointClasses:
         self.classifier, self.weight = classifier, weight
 
     def __call__(self, context: PathContext) -> torch.Tensor:
+        return self.weight * self._points(context).sum(1)
+
+    def per_point(self, context: PathContext) -> torch.Tensor:
+        """ν · −log(p(ŷ_0 | z_k) + p(ŷ_T | z_k)) for each interior point → (B, T − 1)."""
+        return self.weight * self._points(context)
+
+    def _points(self, context: PathContext) -> torch.Tensor:
         b, n, d = context.z.shape
         if n <= 2:
-            return context.z.new_zeros(b)
+            return context.z.new_zeros(b, 0)
         logp = self.classifier(context.z.reshape(b * n, d)).log_softmax(-1).view(b, n, -1)
         ends = logp[:, [0, -1]].detach().argmax(-1)  # (B, 2)
         picked = logp[:, 1:-1].gather(2, ends[:, None, :].expand(-1, n - 2, -1))  # (B, T − 1, 2)
         same = (ends[:, 0] == ends[:, 1])[:, None]
-        return self.weight * -torch.where(same, picked[..., 0], picked.logsumexp(-1)).sum(1)
+        return -torch.where(same, picked[..., 0], picked.logsumexp(-1))
 
     def modules(self) -> list[nn.Module]:
         return [self.classifier]
@@ -261,6 +283,16 @@ class Energy:
         total = self.terms[0](context)
         for term in self.terms[1:]:
             total = total + term(context)
+        return total
+
+    def per_point(self, context: PathContext) -> torch.Tensor:
+        """The sum of the terms that are sums over interior points (those with ``per_point``:
+        Density, Cycle, EndpointClasses), point by point → (B, T − 1)."""
+        b, n = context.z.shape[:2]
+        total = context.z.new_zeros(b, max(n - 2, 0))
+        for term in self.terms:
+            if hasattr(term, "per_point"):
+                total = total + term.per_point(context)
         return total
 
     def modules(self) -> list[nn.Module]:
@@ -317,3 +349,13 @@ def with_classes(
     s = _settings(WITH_CLASSES, overrides)
     terms = label_free(aae, compass, **{k: v for k, v in s.items() if k in LABEL_FREE}).terms
     return Energy(*terms, EndpointClasses(classifier, s["class_weight"]))
+
+
+def default_energy(aae: nn.Module, compass: nn.Module) -> Energy:
+    """The path optimiser's default: :func:`with_classes` on ``aae.cluster_classifier`` (label-free
+    classes, :func:`~latentnav.navigation.clusters.attach_cluster_classifier`) when the AAE stores
+    one, else :func:`label_free` (RESULTS §6.14–6.15)."""
+    classifier = getattr(aae, "cluster_classifier", None)
+    if classifier is None:
+        return label_free(aae, compass)
+    return with_classes(aae, compass, classifier)

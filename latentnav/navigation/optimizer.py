@@ -1,7 +1,7 @@
 """Path-level navigation (DESIGN.md §3): all T − 1 interior points of all pairs optimised at once.
 
 The energy E(z_1..z_{T−1}) is an :class:`~latentnav.navigation.energy.Energy` (a sum of terms;
-default the :func:`~latentnav.navigation.energy.label_free` preset). Endpoints stay exact.
+default :func:`~latentnav.navigation.energy.default_energy`). Endpoints stay exact.
 Initialised from SLERP (or another method's path, e.g. the stepwise navigator's), Adam with an
 optional cosine learning-rate decay and a per-pair convergence mask: a pair stops once its energy
 changes by less than ``tol`` relatively. Masks, not indexing, so there is no host synchronisation
@@ -24,7 +24,7 @@ from torch import nn
 
 from latentnav._modules import frozen
 from latentnav.interpolation import interpolate
-from latentnav.navigation.energy import Energy, PathContext, label_free
+from latentnav.navigation.energy import Energy, PathContext, default_energy
 from latentnav.navigation.methods import Callback, Method, make_method, register_method
 from latentnav.navigation.path import LatentPath
 
@@ -107,7 +107,8 @@ def optimize(
 @register_method("optimizer")
 class PathOptimizer(Method):
     """``PathOptimizer(aae, energy, compass, init, config, **fields)``. ``energy`` defaults to
-    ``label_free(aae, compass)``; ``compass`` (logit module ℓ) defaults to ``aae.compass`` and
+    ``default_energy(aae, compass)`` (``with_classes`` on the AAE's stored label-free classes,
+    else ``label_free``); ``compass`` (logit module ℓ) defaults to ``aae.compass`` and
     gives the ``d_score``/``accepted`` records; ``init``: the starting path, ``"slerp"`` (default)
     or any method (object or registered name); ``fields`` override those of ``config``."""
 
@@ -130,7 +131,7 @@ class PathOptimizer(Method):
                     "latentnav.compass.fit_compass(aae, images), attach it as aae.compass "
                     "(or pass compass=), or pass energy="
                 )
-            energy = label_free(aae, self.compass)
+            energy = default_energy(aae, self.compass)
         self.energy = energy
         self.init = init if isinstance(init, Method) or init == "slerp" else make_method(init, aae)
 

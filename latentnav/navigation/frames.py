@@ -1,0 +1,150 @@
+"""Frames under a jump cap (DESIGN.md §3; issue 12, "frames reparameterised"): the T + 1 frames of
+a path re-chosen along it so that no decoded step exceeds c times the straight path's longest.
+
+A base method's path (default the optimiser with its default energy) is subdivided into a dense
+polyline z_0..z_M (each segment split into ``subdivide`` linear pieces in latent space), decoded
+once. Dynamic programming then picks indices 0 = j_0 < j_1 < … < j_T = M minimising
+
+    Σ_{k=1}^{T−1} c(z_{j_k}) + W · Σ_{k=0}^{T−1} max(‖x_{j_{k+1}} − x_{j_k}‖ − c·Δ̂, 0)
+
+with c(z) the energy's point terms (:meth:`~latentnav.navigation.energy.Energy.per_point`:
+density, cycle, classes; the endpoints those of the pair), x = G(z), Δ̂ the largest decoded step
+of SLERP between the same endpoints and W large, so the cap binds wherever the polyline allows
+it and the excess is least where it does not. Where the base path's steps are already within the
+cap its own frames are candidates, so the choice can only lower the point terms of a path that
+keeps to the cap.
+
+Records: ``frame_index`` (B, T + 1) int64 into the dense polyline, ``over_cap`` (B,) the largest
+step's excess over c·Δ̂ (0 where the cap holds), and the base's per-pair records.
+Shapes: z_a, z_b (B, d); paths (B, T + 1, d); dense points (B, M + 1, d).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from latentnav._modules import frozen
+from latentnav.interpolation import interpolate
+from latentnav.navigation.energy import Energy, PathContext
+from latentnav.navigation.methods import Method, make_method, register_method
+from latentnav.navigation.path import LatentPath
+
+__all__ = ["select_frames", "CappedFrames"]
+
+GROUP = 128  # pairs decoded densely at once (memory: G · (M + 1) frames and G · (M + 1)² distances)
+OVER_CAP_WEIGHT = 1e6  # W: one unit of decoded excess outweighs any plausible sum of point costs
+
+
+def select_frames(
+    frames: torch.Tensor, costs: torch.Tensor, steps: int, cap: torch.Tensor
+) -> torch.Tensor:
+    """Indices (B, T + 1) int64 of the module docstring's programme: ``frames`` (B, M + 1, P)
+    decoded dense points, ``costs`` (B, M + 1) (those of the two ends are ignored), ``steps`` T,
+    ``cap`` (B,) the largest allowed step."""
+    b, m1 = costs.shape
+    if not (isinstance(steps, int) and 1 <= steps <= m1 - 1):
+        raise ValueError(f"steps must be an int in [1, M = {m1 - 1}], got {steps!r}")
+    if frames.shape[:2] != (b, m1) or cap.shape != (b,):
+        raise ValueError(
+            f"frames must be (B, M + 1, P) and cap (B,) with B, M + 1 = {b}, {m1}; got "
+            f"{tuple(frames.shape)} and {tuple(cap.shape)}"
+        )
+    x = frames.flatten(2).double()
+    dist = torch.cdist(x, x)  # (B, M + 1, M + 1)
+    hop = OVER_CAP_WEIGHT * (dist - cap.double()[:, None, None]).clamp_min(0)
+    order = torch.arange(m1, device=costs.device)
+    forward = order[:, None] < order[None, :]  # i < j
+    hop = hop.masked_fill(~forward, float("inf"))
+    c = costs.double().clone()
+    c[:, 0] = c[:, -1] = 0
+    best = torch.full((b, m1), float("inf"), dtype=torch.float64, device=costs.device)
+    best[:, 0] = 0  # k = 0: at index 0
+    back = []
+    for k in range(1, steps + 1):
+        total = best[:, :, None] + hop  # (B, i, j)
+        best, arg = total.min(1)
+        best = best + (c if k < steps else 0)
+        if k < steps:
+            best[:, -1] = float("inf")  # the end only as the last frame
+        back.append(arg)
+    index = torch.empty(b, steps + 1, dtype=torch.int64, device=costs.device)
+    index[:, -1] = m1 - 1
+    for k in range(steps, 0, -1):
+        index[:, k - 1] = back[k - 1].gather(1, index[:, k : k + 1])[:, 0]
+    return index
+
+
+def _dense(z: torch.Tensor, subdivide: int) -> torch.Tensor:
+    """(B, T + 1, d) → (B, T · subdivide + 1, d), each segment split linearly."""
+    s = torch.linspace(0, 1, subdivide + 1, dtype=z.dtype, device=z.device)[:-1]
+    pieces = z[:, :-1, None] + s[None, None, :, None] * (z[:, 1:, None] - z[:, :-1, None])
+    return torch.cat([pieces.flatten(1, 2), z[:, -1:]], 1)
+
+
+@register_method("capped")
+class CappedFrames(Method):
+    """``CappedFrames(aae, base=None, ratio=1.3, subdivide=4, energy=None)``: ``base`` a method
+    (object or name; default the optimiser with its default energy), ``ratio`` c, ``subdivide``
+    the pieces per segment of the dense polyline, ``energy`` the point costs (default the base's
+    energy). ``callback`` goes to the base."""
+
+    def __init__(
+        self,
+        aae: nn.Module,
+        base: Method | str | None = None,
+        ratio: float = 1.3,
+        subdivide: int = 4,
+        energy: Energy | None = None,
+    ):
+        super().__init__(aae)
+        if not ratio > 0:
+            raise ValueError(f"ratio (c) must be > 0, got {ratio!r}")
+        if not (isinstance(subdivide, int) and subdivide >= 1):
+            raise ValueError(f"subdivide must be an int ≥ 1, got {subdivide!r}")
+        base = "optimizer" if base is None else base
+        self.base = base if isinstance(base, Method) else make_method(base, aae)
+        self.energy = energy if energy is not None else getattr(self.base, "energy", None)
+        if self.energy is None or not hasattr(self.energy, "per_point"):
+            raise ValueError("capped frames need energy= (an Energy) for a base without one")
+        self.ratio, self.subdivide = float(ratio), subdivide
+
+    def config(self) -> dict[str, Any]:
+        base = self.base.config()
+        return {"steps": base.get("steps"), "ratio": self.ratio, "subdivide": self.subdivide,
+                "base": {"name": self.base.name, **base}}  # fmt: skip
+
+    def _path(self, z_a, z_b, callback):
+        return self.select(self.base._path(z_a, z_b, callback))
+
+    def select(self, base: LatentPath) -> LatentPath:
+        """The capped frames along a given path (``base.z`` (B, T + 1, d), its endpoints kept)."""
+        z0 = base.z.detach()
+        parts = [self._choose(z0[i : i + GROUP]) for i in range(0, len(z0), GROUP)]
+        z, index, over = (torch.cat(p) for p in zip(*parts, strict=True))
+        z[:, 0], z[:, -1] = z0[:, 0], z0[:, -1]
+        per_pair = {k: v for k, v in base.records.items() if v.shape == (len(z0),)}
+        records = {**per_pair, "frame_index": index, "over_cap": over}
+        return LatentPath(z, records, self.name, self.config())
+
+    def _choose(self, path: torch.Tensor):
+        """One group of pairs' base path (G, T + 1, d) → (z, frame_index, over_cap)."""
+        steps = path.shape[1] - 1
+        modules = self.energy.modules() if hasattr(self.energy, "modules") else []
+        with frozen(self.aae.decoder, *modules), torch.no_grad():
+            dense = _dense(path, self.subdivide)
+            context = PathContext(dense, self.aae.decoder)
+            costs = torch.nn.functional.pad(self.energy.per_point(context), (1, 1))
+            straight = interpolate(path[:, 0], path[:, -1], steps, "slerp")
+            cap = self.ratio * PathContext(straight, self.aae.decoder).squared_steps.amax(1).sqrt()
+            frames = context.images.view(*dense.shape[:2], -1)
+            index = select_frames(frames, costs, steps, cap)
+            z = dense.gather(1, index[..., None].expand(-1, -1, dense.shape[-1]))
+            chosen = frames.gather(1, index[..., None].expand(-1, -1, frames.shape[-1]))
+            over = (chosen.diff(dim=1).norm(dim=-1).amax(1) - cap).clamp_min(0)
+        return z, index, over
+
+    def modules(self) -> list[nn.Module]:
+        return self.base.modules() if hasattr(self.base, "modules") else []
