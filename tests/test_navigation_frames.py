@@ -14,7 +14,8 @@ from latentnav.networks import LatentDiscriminator
 
 def objective(frames, costs, index, cap):
     steps = (frames[list(index[1:])] - frames[list(index[:-1])]).norm(dim=-1)
-    return float(costs[list(index[1:-1])].sum() + OVER_CAP_WEIGHT * (steps - cap).clamp_min(0).sum())
+    over = (steps - cap).clamp_min(0).sum()
+    return float(costs[list(index[1:-1])].sum() + OVER_CAP_WEIGHT * over)
 
 
 @pytest.mark.parametrize("cap", [0.6, 1.0, 3.0])
