@@ -13,7 +13,7 @@ lowest inertia out of ``restarts``. :func:`cluster_classifier` fits p(c | z) on 
 latents, the ``classifier`` of :func:`~latentnav.navigation.energy.with_classes`, so that "stay in
 the endpoints' classes" needs no labels (RESULTS §6.14). :func:`attach_cluster_classifier` stores it
 in the AAE (``aae.cluster_classifier``, saved with the checkpoint; ``latentnav train-aae`` does so),
-and the path optimiser's default energy is then ``with_classes`` on it (RESULTS §6.15).
+and the path optimiser's default energy is then ``with_classes`` on it (RESULTS §6.14).
 
 Shapes: neighbours, lengths (N, k); labels (N,) int64 in 0..clusters−1.
 """

@@ -354,7 +354,7 @@ def with_classes(
 def default_energy(aae: nn.Module, compass: nn.Module) -> Energy:
     """The path optimiser's default: :func:`with_classes` on ``aae.cluster_classifier`` (label-free
     classes, :func:`~latentnav.navigation.clusters.attach_cluster_classifier`) when the AAE stores
-    one, else :func:`label_free` (RESULTS §6.14–6.15)."""
+    one, else :func:`label_free` (RESULTS §6.14)."""
     classifier = getattr(aae, "cluster_classifier", None)
     if classifier is None:
         return label_free(aae, compass)
