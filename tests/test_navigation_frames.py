@@ -8,18 +8,21 @@ import torch
 
 from latentnav.aae import AAE, AAEConfig
 from latentnav.navigation import CappedFrames, LatentPath, make_method, select_frames
-from latentnav.navigation.frames import OVER_CAP_WEIGHT
 from latentnav.networks import LatentDiscriminator
 
 
-def objective(frames, costs, index, cap):
-    steps = (frames[list(index[1:])] - frames[list(index[:-1])]).norm(dim=-1)
-    over = (steps - cap).clamp_min(0).sum()
-    return float(costs[list(index[1:-1])].sum() + OVER_CAP_WEIGHT * over)
+def largest_step(frames, index):
+    return float((frames[list(index[1:])] - frames[list(index[:-1])]).norm(dim=-1).max())
+
+
+def point_cost(costs, index):
+    return float(costs[list(index[1:-1])].sum())
 
 
 @pytest.mark.parametrize("cap", [0.6, 1.0, 3.0])
 def test_the_programme_finds_the_brute_force_optimum(cap):
+    """Least point cost among the choices whose largest step is within max(cap, b*), b* the
+    least largest step of any choice."""
     g = torch.Generator().manual_seed(0)
     b, m1, steps = 4, 9, 4
     frames = torch.randn(b, m1, 3, generator=g).double().cumsum(1)  # a wandering polyline
@@ -28,13 +31,20 @@ def test_the_programme_finds_the_brute_force_optimum(cap):
     index = select_frames(frames, costs, steps, caps)
     assert index.shape == (b, steps + 1) and (index[:, 0] == 0).all() and (index[:, -1] == 8).all()
     assert (index.diff(dim=1) > 0).all()
+    binding = 0
     for i in range(b):
-        best = min(
-            objective(frames[i], costs[i], (0, *inner, m1 - 1), cap)
-            for inner in itertools.combinations(range(1, m1 - 1), steps - 1)
-        )
-        found = objective(frames[i], costs[i], index[i].tolist(), cap)
-        assert found == pytest.approx(best, rel=1e-9, abs=1e-9)
+        choices = [
+            (0, *inner, m1 - 1) for inner in itertools.combinations(range(1, m1 - 1), steps - 1)
+        ]
+        bottleneck = min(largest_step(frames[i], j) for j in choices)
+        bound = max(cap, bottleneck)
+        binding += bottleneck > cap
+        best = min(point_cost(costs[i], j) for j in choices if largest_step(frames[i], j) <= bound)
+        found = index[i].tolist()
+        assert largest_step(frames[i], found) <= bound + 1e-12
+        assert point_cost(costs[i], found) == pytest.approx(best, rel=1e-9, abs=1e-12)
+    if cap == 0.6:
+        assert binding > 0  # the bottleneck case is exercised
 
 
 def test_bad_arguments_are_named():

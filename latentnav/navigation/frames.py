@@ -5,14 +5,15 @@ A base method's path (default the optimiser with its default energy) is subdivid
 polyline z_0..z_M (each segment split into ``subdivide`` linear pieces in latent space), decoded
 once. Dynamic programming then picks indices 0 = j_0 < j_1 < … < j_T = M minimising
 
-    Σ_{k=1}^{T−1} c(z_{j_k}) + W · Σ_{k=0}^{T−1} max(‖x_{j_{k+1}} − x_{j_k}‖ − c·Δ̂, 0)
+    Σ_{k=1}^{T−1} c(z_{j_k})   subject to   max_k ‖x_{j_{k+1}} − x_{j_k}‖ ≤ max(c·Δ̂, b*)
 
 with c(z) the energy's point terms (:meth:`~latentnav.navigation.energy.Energy.per_point`:
 density, cycle, classes; the endpoints those of the pair), x = G(z), Δ̂ the largest decoded step
-of SLERP between the same endpoints and W large, so the cap binds wherever the polyline allows
-it and the excess is least where it does not. Where the base path's steps are already within the
-cap its own frames are candidates, so the choice can only lower the point terms of a path that
-keeps to the cap.
+of SLERP between the same endpoints and b* the least largest step any choice of T steps along the
+polyline allows (a bottleneck programme run first): the cap binds wherever the polyline allows it,
+and where it does not the largest step is as small as the polyline allows. Where the base path's
+steps are already within the cap its own frames are candidates, so the choice can only lower the
+point terms of a path that keeps to the cap.
 
 Records: ``frame_index`` (B, T + 1) int64 into the dense polyline, ``over_cap`` (B,) the largest
 step's excess over c·Δ̂ (0 where the cap holds), and the base's per-pair records.
@@ -34,8 +35,9 @@ from latentnav.navigation.path import LatentPath
 
 __all__ = ["select_frames", "CappedFrames"]
 
+DEFAULT_RATIO = 1.2  # c and pieces per segment of the default navigator (RESULTS §6.15, dev pairs)
+DEFAULT_SUBDIVIDE = 8
 GROUP = 128  # pairs decoded densely at once (memory: G · (M + 1) frames and G · (M + 1)² distances)
-OVER_CAP_WEIGHT = 1e6  # W: one unit of decoded excess outweighs any plausible sum of point costs
 
 
 def select_frames(
@@ -54,21 +56,25 @@ def select_frames(
         )
     x = frames.flatten(2).double()
     dist = torch.cdist(x, x)  # (B, M + 1, M + 1)
-    hop = OVER_CAP_WEIGHT * (dist - cap.double()[:, None, None]).clamp_min(0)
     order = torch.arange(m1, device=costs.device)
-    forward = order[:, None] < order[None, :]  # i < j
-    hop = hop.masked_fill(~forward, float("inf"))
+    dist = dist.masked_fill(~(order[:, None] < order[None, :]), float("inf"))  # only i < j
+    start = torch.full((b, m1), float("inf"), dtype=torch.float64, device=costs.device)
+    start[:, 0] = 0  # k = 0: at index 0
+    reach = start  # the least largest step to reach each index in k steps
+    for k in range(1, steps + 1):
+        reach = torch.maximum(reach[:, :, None], dist).amin(1)
+        if k < steps:
+            reach[:, -1] = float("inf")  # the end only as the last frame
+    bound = torch.maximum(cap.double(), reach[:, -1])  # max(c·Δ̂, b*)
+    hop = torch.where(dist <= bound[:, None, None], 0.0, float("inf")).double()
     c = costs.double().clone()
     c[:, 0] = c[:, -1] = 0
-    best = torch.full((b, m1), float("inf"), dtype=torch.float64, device=costs.device)
-    best[:, 0] = 0  # k = 0: at index 0
-    back = []
+    best, back = start, []
     for k in range(1, steps + 1):
-        total = best[:, :, None] + hop  # (B, i, j)
-        best, arg = total.min(1)
+        best, arg = (best[:, :, None] + hop).min(1)
         best = best + (c if k < steps else 0)
         if k < steps:
-            best[:, -1] = float("inf")  # the end only as the last frame
+            best[:, -1] = float("inf")
         back.append(arg)
     index = torch.empty(b, steps + 1, dtype=torch.int64, device=costs.device)
     index[:, -1] = m1 - 1
@@ -86,7 +92,7 @@ def _dense(z: torch.Tensor, subdivide: int) -> torch.Tensor:
 
 @register_method("capped")
 class CappedFrames(Method):
-    """``CappedFrames(aae, base=None, ratio=1.3, subdivide=4, energy=None)``: ``base`` a method
+    """``CappedFrames(aae, base=None, ratio=1.2, subdivide=8, energy=None)``: ``base`` a method
     (object or name; default the optimiser with its default energy), ``ratio`` c, ``subdivide``
     the pieces per segment of the dense polyline, ``energy`` the point costs (default the base's
     energy). ``callback`` goes to the base."""
@@ -95,8 +101,8 @@ class CappedFrames(Method):
         self,
         aae: nn.Module,
         base: Method | str | None = None,
-        ratio: float = 1.3,
-        subdivide: int = 4,
+        ratio: float = DEFAULT_RATIO,
+        subdivide: int = DEFAULT_SUBDIVIDE,
         energy: Energy | None = None,
     ):
         super().__init__(aae)
