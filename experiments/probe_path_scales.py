@@ -16,7 +16,9 @@ the graph over the bank's images themselves, its bank inverted above the ``inver
 label-free classes, k-means of a UMAP embedding of the ``--bank-images`` training images;
 ``spectral,K=k[,eig=m,...]``: the same on the spectral clusters of the checkpoint's data graph,
 ``latentnav.navigation.clusters.cluster_classifier``; on any optimiser variant ``cap=c[,sub=s]``
-adds a row for the same path's frames re-chosen under the jump cap, ``CappedFrames``).
+adds a row for the same path's frames re-chosen under the jump cap, ``CappedFrames``;
+``cap=1.2/1.3`` a row per ratio).
+``default``: ``Navigator(aae)`` as a user calls it (the checkpoint's graph and classes, the cap).
 Any other method of the registry by name with its options (``score,t0=0.05,corrections=3``,
 ``sde,t0=0.1,substeps=20,guided=1``: the bundle's diffusion model, and ``--discriminator`` D_ψ when
 guided). ``--pairs dev`` (default) tunes on the dev pairs of path_optimizer_sweep.py; ``--pairs
@@ -223,6 +225,8 @@ def main(argv: list[str] | None = None) -> None:
             else:
                 options["bank"] = bank
             nav = Navigator(aae, "graph", steps=32, **options)
+        elif name == "default":  # exactly the front door: Navigator(aae)
+            nav = Navigator(aae, steps=32)
         elif name == "auto":  # Navigator(aae, data=images): the data graph first, else the default
             nav = Navigator(aae, data=graph_images, steps=32)
         elif name not in ("label_free", "scale_free", "clusters", "spectral"):
@@ -273,9 +277,11 @@ def main(argv: list[str] | None = None) -> None:
         if "cap" in opt:  # the same run's path, its frames re-chosen under the jump cap
             from latentnav.navigation.frames import CappedFrames
 
-            capped = CappedFrames(aae, nav.method, opt["cap"], int(opt.get("sub", 4)))
-            start = time.perf_counter()
-            found.append((spec + " [capped]", capped.select(path), time.perf_counter() - start))
+            for ratio in str(opt["cap"]).split("/"):  # cap=1.2/1.3: one row per ratio
+                capped = CappedFrames(aae, nav.method, float(ratio), int(opt.get("sub", 4)))
+                start = time.perf_counter()
+                chosen = capped.select(path)
+                found.append((f"{spec} [capped {ratio}]", chosen, time.perf_counter() - start))
         for label, path, seconds in found:
             r = path.report(aae, detector=detector)
             rows[label] = {"union OOD": r.ood_rate["union"], "step max": r.step_max,

@@ -181,15 +181,19 @@ def test_unknown_names_and_missing_models_are_clear(aae):
         make_method("ode", aae)
 
 
-def test_front_door_default_is_the_label_free_optimizer(aae):
+def test_front_door_default_is_the_label_free_optimizer_under_the_cap(aae):
+    from latentnav.navigation import CappedFrames
+
     a, b = pairs()
     nav = Navigator(aae, steps=T, iterations=4)
     path = nav.path(a, b)
-    assert path.method == "optimizer"
-    assert [t["term"] for t in path.config["energy"]] == [
+    assert path.method == "capped" and path.config["base"]["name"] == "optimizer"
+    assert [t["term"] for t in path.config["base"]["energy"]] == [
         "smoothness", "max_jump", "density", "cycle"
     ]  # fmt: skip
-    assert torch.equal(path.z, make_method("optimizer", aae, steps=T, iterations=4).path(a, b).z)
+    base = make_method("optimizer", aae, steps=T, iterations=4)
+    assert torch.equal(path.z, CappedFrames(aae, base=base).path(a, b).z)
+    assert (path.records["over_cap"] >= 0).all() and path.records["frame_index"].shape == (B, T + 1)
     slerp = Navigator(aae, "slerp", steps=T).path(a, b)
     assert slerp.method == "slerp" and not torch.equal(slerp.z, path.z)
 
@@ -225,9 +229,12 @@ def test_front_door_fits_a_missing_compass_on_first_use_from_given_data():
 
 
 def test_the_navigator_given_data_puts_the_data_first_and_keeps_its_optimiser(aae):
-    from latentnav.navigation import DataFirst, PathOptimizer
+    from latentnav.navigation import CappedFrames, DataFirst, PathOptimizer
 
     nav = Navigator(aae, data=IMAGES, steps=T, iterations=2)
-    assert isinstance(nav.method, DataFirst) and isinstance(nav.method.fallback, PathOptimizer)
-    assert nav.method.fallback.settings.iterations == 2 and nav.method.steps == T
-    assert isinstance(Navigator(aae, steps=T).method, PathOptimizer)  # no data: the optimiser
+    capped = nav.method.fallback
+    assert isinstance(nav.method, DataFirst) and isinstance(capped, CappedFrames)
+    assert isinstance(capped.base, PathOptimizer) and capped.base.settings.iterations == 2
+    assert nav.method.steps == T
+    alone = Navigator(aae, steps=T).method  # no data: the optimiser's frames under the cap
+    assert isinstance(alone, CappedFrames) and isinstance(alone.base, PathOptimizer)

@@ -108,11 +108,12 @@ def _fit_missing_compass(aae: nn.Module, data: torch.Tensor, config) -> dict[str
 class Navigator:
     """The front door: ``Navigator(aae, method=None, **options).path(z_a, z_b, *, callback=None)``.
     ``method``: a registered name, a :class:`Method` object (then no options), or None for the
-    label-free optimiser preset with ``aae.compass`` (or ``compass=``); given ``data`` (training
-    images), or an AAE that stores their graph (``latentnav train-aae``, :func:`attach_data_graph`),
-    ``"auto"``: per pair the geodesic of the graph over them where its chain resolves the T
-    frames, else that optimiser (:class:`DataFirst`). An AAE without a compass fits one on first
-    use from ``data``, with ``compass_config``."""
+    label-free optimiser preset with ``aae.compass`` (or ``compass=``), its frames re-chosen under
+    the jump cap (:class:`CappedFrames`); given ``data`` (training images), or an AAE that stores
+    their graph (``latentnav train-aae``, :func:`attach_data_graph`), ``"auto"``: per pair the
+    geodesic of the graph over them where its chain resolves the T frames, else those capped
+    frames (:class:`DataFirst`). An AAE without a compass fits one on first use from ``data``,
+    with ``compass_config``."""
 
     def __init__(
         self,
@@ -134,10 +135,10 @@ class Navigator:
                     raise ValueError(_MISSING_COMPASS)
                 self.compass_report = _fit_missing_compass(aae, data, compass_config)
             optimizer = make_method("optimizer", aae, **options)
-            self.method = optimizer  # with data (or a stored data graph): the data graph first
-            if data is not None or has_data_graph(aae):
+            self.method = CappedFrames(aae, base=optimizer)  # its frames under the jump cap
+            if data is not None or has_data_graph(aae):  # then the data graph first
                 steps = optimizer.settings.steps
-                self.method = DataFirst(aae, images=data, steps=steps, fallback=optimizer)
+                self.method = DataFirst(aae, images=data, steps=steps, fallback=self.method)
         elif isinstance(method, str):
             self.method = make_method(method, aae, **options)
         else:
