@@ -17,7 +17,7 @@ label-free classes, k-means of a UMAP embedding of the ``--bank-images`` trainin
 ``spectral,K=k[,eig=m,...]``: the same on the spectral clusters of the checkpoint's data graph,
 ``latentnav.navigation.clusters.cluster_classifier``; on any optimiser variant ``cap=c[,sub=s]``
 adds a row for the same path's frames re-chosen under the jump cap, ``CappedFrames``;
-``cap=1.2/1.3`` a row per ratio).
+``cap=1.2/1.3`` a row per ratio; ``mix=k``: k further candidate polylines toward SLERP).
 ``default``: ``Navigator(aae)`` as a user calls it (the checkpoint's graph and classes, the cap).
 Any other method of the registry by name with its options (``score,t0=0.05,corrections=3``,
 ``sde,t0=0.1,substeps=20,guided=1``: the bundle's diffusion model, and ``--discriminator`` D_ψ when
@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> None:
             nav = Navigator(aae, name, steps=32, **method_options(kw, model, discriminator))
         else:
             keys = ("it", "lr", "tol", "coarse", "decay", "init_t0", "init_n", "sw", "st0", "ginit",
-                    "cap", "sub")  # fmt: skip
+                    "cap", "sub", "mix")  # fmt: skip
             opt = {k: kw.pop(k) for k in keys if k in kw}
             if name == "label_free":
                 energy = label_free(aae, aae.compass, **kw)
@@ -278,7 +278,10 @@ def main(argv: list[str] | None = None) -> None:
             from latentnav.navigation.frames import CappedFrames
 
             for ratio in str(opt["cap"]).split("/"):  # cap=1.2/1.3: one row per ratio
-                capped = CappedFrames(aae, nav.method, float(ratio), int(opt.get("sub", 4)))
+                k = int(opt.get("mix", 0))  # mix=k: λ = 1 − i / k, i = 1..k (k = 1: SLERP)
+                mix = tuple(1 - i / k for i in range(1, k + 1))
+                sub = int(opt.get("sub", 8))
+                capped = CappedFrames(aae, nav.method, float(ratio), sub, mix=mix)
                 start = time.perf_counter()
                 chosen = capped.select(path)
                 found.append((f"{spec} [capped {ratio}]", chosen, time.perf_counter() - start))

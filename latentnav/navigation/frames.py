@@ -37,27 +37,43 @@ __all__ = ["select_frames", "CappedFrames"]
 
 DEFAULT_RATIO = 1.2  # c and pieces per segment of the default navigator (RESULTS §6.15, dev pairs)
 DEFAULT_SUBDIVIDE = 8
-GROUP = 128  # pairs decoded densely at once (memory: G · (M + 1) frames and G · (M + 1)² distances)
+DEFAULT_MIX: tuple[float, ...] = ()
+DISTANCES = 2**23  # pairwise distances held at once (G · N² float64, G pairs of N points each)
 
 
 def select_frames(
-    frames: torch.Tensor, costs: torch.Tensor, steps: int, cap: torch.Tensor
+    frames: torch.Tensor,
+    costs: torch.Tensor,
+    steps: int,
+    cap: torch.Tensor,
+    order: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Indices (B, T + 1) int64 of the module docstring's programme: ``frames`` (B, M + 1, P)
-    decoded dense points, ``costs`` (B, M + 1) (those of the two ends are ignored), ``steps`` T,
-    ``cap`` (B,) the largest allowed step."""
+    """Indices (B, T + 1) int64 of the module docstring's programme: ``frames`` (B, N, P)
+    decoded candidate points, the first the start and the last the end, ``costs`` (B, N) (those
+    of the two ends are ignored), ``steps`` T, ``cap`` (B,) the largest allowed step, ``order``
+    (N,) each point's position along the path (default 0..N − 1): a step goes from i to j only
+    where order_i < order_j."""
     b, m1 = costs.shape
-    if not (isinstance(steps, int) and 1 <= steps <= m1 - 1):
-        raise ValueError(f"steps must be an int in [1, M = {m1 - 1}], got {steps!r}")
+    order = torch.arange(m1, device=costs.device) if order is None else order.to(costs.device)
+    if (
+        order.shape != (m1,)
+        or not (order[0] < order[1:-1]).all()
+        or not (order[1:-1] < order[-1]).all()
+    ):
+        raise ValueError(f"order must be ({m1},), first least and last greatest, got {order!r}")
+    levels = int(torch.unique(order).numel())
+    if not (isinstance(steps, int) and 1 <= steps <= levels - 1):
+        raise ValueError(
+            f"steps must be an int in [1, {levels - 1}] (positions − 1), got {steps!r}"
+        )
     if frames.shape[:2] != (b, m1) or cap.shape != (b,):
         raise ValueError(
-            f"frames must be (B, M + 1, P) and cap (B,) with B, M + 1 = {b}, {m1}; got "
+            f"frames must be (B, N, P) and cap (B,) with B, N = {b}, {m1}; got "
             f"{tuple(frames.shape)} and {tuple(cap.shape)}"
         )
     x = frames.flatten(2).double()
-    dist = torch.cdist(x, x)  # (B, M + 1, M + 1)
-    order = torch.arange(m1, device=costs.device)
-    dist = dist.masked_fill(~(order[:, None] < order[None, :]), float("inf"))  # only i < j
+    dist = torch.cdist(x, x)  # (B, N, N)
+    dist = dist.masked_fill(~(order[:, None] < order[None, :]), float("inf"))  # forward only
     start = torch.full((b, m1), float("inf"), dtype=torch.float64, device=costs.device)
     start[:, 0] = 0  # k = 0: at index 0
     reach = start  # the least largest step to reach each index in k steps
@@ -92,10 +108,12 @@ def _dense(z: torch.Tensor, subdivide: int) -> torch.Tensor:
 
 @register_method("capped")
 class CappedFrames(Method):
-    """``CappedFrames(aae, base=None, ratio=1.2, subdivide=8, energy=None)``: ``base`` a method
-    (object or name; default the optimiser with its default energy), ``ratio`` c, ``subdivide``
-    the pieces per segment of the dense polyline, ``energy`` the point costs (default the base's
-    energy). ``callback`` goes to the base."""
+    """``CappedFrames(aae, base=None, ratio=1.2, subdivide=8, mix=(), energy=None)``: ``base`` a
+    method (object or name; default the optimiser with its default energy), ``ratio`` c,
+    ``subdivide`` the pieces per segment of the dense polyline, ``mix`` weights λ of further
+    candidate polylines λ · path + (1 − λ) · SLERP (λ = 0: SLERP itself, with which every c ≥ 1
+    can be held), ``energy`` the point costs (default the base's energy). ``callback`` goes to
+    the base."""
 
     def __init__(
         self,
@@ -103,6 +121,7 @@ class CappedFrames(Method):
         base: Method | str | None = None,
         ratio: float = DEFAULT_RATIO,
         subdivide: int = DEFAULT_SUBDIVIDE,
+        mix: tuple[float, ...] = DEFAULT_MIX,
         energy: Energy | None = None,
     ):
         super().__init__(aae)
@@ -110,17 +129,20 @@ class CappedFrames(Method):
             raise ValueError(f"ratio (c) must be > 0, got {ratio!r}")
         if not (isinstance(subdivide, int) and subdivide >= 1):
             raise ValueError(f"subdivide must be an int ≥ 1, got {subdivide!r}")
+        mix = tuple(float(w) for w in mix)
+        if not all(0 <= w < 1 for w in mix):
+            raise ValueError(f"mix must hold weights λ in [0, 1), got {mix!r}")
         base = "optimizer" if base is None else base
         self.base = base if isinstance(base, Method) else make_method(base, aae)
         self.energy = energy if energy is not None else getattr(self.base, "energy", None)
         if self.energy is None or not hasattr(self.energy, "per_point"):
             raise ValueError("capped frames need energy= (an Energy) for a base without one")
-        self.ratio, self.subdivide = float(ratio), subdivide
+        self.ratio, self.subdivide, self.mix = float(ratio), subdivide, mix
 
     def config(self) -> dict[str, Any]:
         base = self.base.config()
         return {"steps": base.get("steps"), "ratio": self.ratio, "subdivide": self.subdivide,
-                "base": {"name": self.base.name, **base}}  # fmt: skip
+                "mix": list(self.mix), "base": {"name": self.base.name, **base}}  # fmt: skip
 
     def _path(self, z_a, z_b, callback):
         return self.select(self.base._path(z_a, z_b, callback))
@@ -128,25 +150,38 @@ class CappedFrames(Method):
     def select(self, base: LatentPath) -> LatentPath:
         """The capped frames along a given path (``base.z`` (B, T + 1, d), its endpoints kept)."""
         z0 = base.z.detach()
-        parts = [self._choose(z0[i : i + GROUP]) for i in range(0, len(z0), GROUP)]
+        points = (1 + len(self.mix)) * (z0.shape[1] - 1) * self.subdivide + 1
+        group = max(1, DISTANCES // points**2)
+        parts = [self._choose(z0[i : i + group]) for i in range(0, len(z0), group)]
         z, index, over = (torch.cat(p) for p in zip(*parts, strict=True))
         z[:, 0], z[:, -1] = z0[:, 0], z0[:, -1]
         per_pair = {k: v for k, v in base.records.items() if v.shape == (len(z0),)}
         records = {**per_pair, "frame_index": index, "over_cap": over}
         return LatentPath(z, records, self.name, self.config())
 
+    def _candidates(self, path: torch.Tensor, straight: torch.Tensor):
+        """(G, T + 1, d) path and SLERP → candidate points (G, N, d) (start first, end last, the
+        base polyline's points, then each mixed polyline's interior) and their order (N,)."""
+        dense = _dense(path, self.subdivide)
+        m = dense.shape[1] - 1
+        mixed = [_dense(w * path + (1 - w) * straight, self.subdivide)[:, 1:-1] for w in self.mix]
+        z = torch.cat([dense[:, :-1], *mixed, dense[:, -1:]], 1)
+        position = torch.arange(m + 1, device=path.device)
+        order = torch.cat([position[:-1], *[position[1:-1]] * len(mixed), position[-1:]])
+        return z, order
+
     def _choose(self, path: torch.Tensor):
         """One group of pairs' base path (G, T + 1, d) → (z, frame_index, over_cap)."""
         steps = path.shape[1] - 1
         modules = self.energy.modules() if hasattr(self.energy, "modules") else []
         with frozen(self.aae.decoder, *modules), torch.no_grad():
-            dense = _dense(path, self.subdivide)
+            straight = interpolate(path[:, 0], path[:, -1], steps, "slerp")
+            dense, order = self._candidates(path, straight)
             context = PathContext(dense, self.aae.decoder)
             costs = torch.nn.functional.pad(self.energy.per_point(context), (1, 1))
-            straight = interpolate(path[:, 0], path[:, -1], steps, "slerp")
             cap = self.ratio * PathContext(straight, self.aae.decoder).squared_steps.amax(1).sqrt()
             frames = context.images.view(*dense.shape[:2], -1)
-            index = select_frames(frames, costs, steps, cap)
+            index = select_frames(frames, costs, steps, cap, order)
             z = dense.gather(1, index[..., None].expand(-1, -1, dense.shape[-1]))
             chosen = frames.gather(1, index[..., None].expand(-1, -1, frames.shape[-1]))
             over = (chosen.diff(dim=1).norm(dim=-1).amax(1) - cap).clamp_min(0)
