@@ -17,7 +17,9 @@ label-free classes, k-means of a UMAP embedding of the ``--bank-images`` trainin
 ``spectral,K=k[,eig=m,...]``: the same on the spectral clusters of the checkpoint's data graph,
 ``latentnav.navigation.clusters.cluster_classifier``; on any optimiser variant ``cap=c[,sub=s]``
 adds a row for the same path's frames re-chosen under the jump cap, ``CappedFrames``;
-``cap=1.2/1.3`` a row per ratio; ``mix=k``: k further candidate polylines toward SLERP).
+``cap=1.2/1.3`` a row per ratio; ``mix=k``: k further candidate polylines toward SLERP;
+``polish=n[,pcap=c']``: then n optimiser iterations from the capped frames, ``JumpCap(10, c')``
+against them added).
 ``default``: ``Navigator(aae)`` as a user calls it (the checkpoint's graph and classes, the cap).
 Any other method of the registry by name with its options (``score,t0=0.05,corrections=3``,
 ``sde,t0=0.1,substeps=20,guided=1``: the bundle's diffusion model, and ``--discriminator`` D_ψ when
@@ -234,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
             nav = Navigator(aae, name, steps=32, **method_options(kw, model, discriminator))
         else:
             keys = ("it", "lr", "tol", "coarse", "decay", "init_t0", "init_n", "sw", "st0", "ginit",
-                    "cap", "sub", "mix")  # fmt: skip
+                    "cap", "sub", "mix", "polish", "pcap")  # fmt: skip
             opt = {k: kw.pop(k) for k in keys if k in kw}
             if name == "label_free":
                 energy = label_free(aae, aae.compass, **kw)
@@ -285,6 +287,17 @@ def main(argv: list[str] | None = None) -> None:
                 start = time.perf_counter()
                 chosen = capped.select(path)
                 found.append((f"{spec} [capped {ratio}]", chosen, time.perf_counter() - start))
+                if "polish" in opt:  # then n iterations from the capped frames, + JumpCap(10, pcap)
+                    from latentnav.navigation.energy import Energy, JumpCap
+
+                    start = time.perf_counter()
+                    capped_energy = Energy(*energy.terms, JumpCap(10.0, opt.get("pcap", 1.0)))
+                    polish = Navigator(aae, "optimizer", energy=capped_energy, steps=32,
+                                       iterations=int(opt["polish"]), lr_decay=0.1)  # fmt: skip
+                    polished = polish.method.from_start(chosen.z, za, zb)
+                    polished.records["over_cap"] = chosen.records["over_cap"]
+                    label = f"{spec} [capped {ratio}, polished]"
+                    found.append((label, polished, time.perf_counter() - start))
         for label, path, seconds in found:
             r = path.report(aae, detector=detector)
             rows[label] = {"union OOD": r.ood_rate["union"], "step max": r.step_max,

@@ -48,7 +48,8 @@ def test_methods_pairs_and_outputs(files, capsys):
     assert _run(files, "--compass", str(files / "compass.safetensors"), "--pairs", "1:2",
                 "--out", str(out)) == 0  # fmt: skip
     assert json.loads(capsys.readouterr().out)["method"] == "navigator (default)"
-    assert LatentPath.load(out / "paths.safetensors").method == "optimizer"
+    saved = LatentPath.load(out / "paths.safetensors")  # the optimiser's frames under the cap
+    assert saved.method == "capped" and saved.config["base"]["name"] == "optimizer"
 
 
 @pytest.mark.parametrize(
