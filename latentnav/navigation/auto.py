@@ -3,10 +3,10 @@
 Per pair, the graph geodesic over the training images (:class:`GraphPath` with ``images``) when
 its chain has at least T − 1 nodes, so every interior frame is a datum (a bank latent, snapped);
 otherwise the data are too sparse along the way to draw T frames from, and the pair goes to the
-path optimiser (``fallback``, default the label-free preset). On a curved manifold sampled
-densely (the lines data: chains of thousands of nodes) every pair takes the geodesic; on MNIST,
-where a chain between two classes has a handful of nodes, almost every pair keeps the optimiser
-(RESULTS §6.13). No threshold is tuned: T is the frame count asked for.
+path optimiser (``fallback``, default its frames under the jump cap, RESULTS §6.15). On a
+curved manifold sampled densely (the lines data: chains of thousands of nodes) every pair takes
+the geodesic; on MNIST, where a chain between two classes has a handful of nodes, almost every
+pair keeps the optimiser (RESULTS §6.13). No threshold is tuned: T is the frame count asked for.
 
 Records: ``from_data`` (B,) bool, the pairs that took the geodesic; ``hops`` (B,) int64, the
 nodes on their chain. Shapes: z_a, z_b (B, d); paths (B, T + 1, d).
@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from latentnav.navigation.frames import CappedFrames
 from latentnav.navigation.graph import GraphPath, has_data_graph
 from latentnav.navigation.methods import Method, check_steps, make_method, register_method
 from latentnav.navigation.path import LatentPath
@@ -32,8 +33,8 @@ class DataFirst(Method):
     (N, *image_shape) training images, or ``graph`` a built :class:`GraphPath` over them, or
     neither where the AAE stores that graph (``attach_data_graph``, ``latentnav train-aae``);
     ``fallback`` a method (object or name) for the pairs the data do not resolve, default the
-    optimiser with its defaults. ``callback`` goes to the fallback (the geodesic has no
-    iterations to watch)."""
+    optimiser's frames under the cap (:class:`CappedFrames`), as in ``Navigator(aae)``.
+    ``callback`` goes to the fallback (the geodesic has no iterations to watch)."""
 
     def __init__(
         self,
@@ -61,7 +62,8 @@ class DataFirst(Method):
         if graph.steps != steps:
             raise ValueError(f"graph has {graph.steps} steps, auto {steps}")
         self.graph = graph
-        fallback = "optimizer" if fallback is None else fallback
+        if fallback is None:  # the default: the optimiser's frames under the cap
+            fallback = CappedFrames(aae, base=make_method("optimizer", aae, steps=steps))
         self.fallback = fallback if isinstance(fallback, Method) else make_method(
             fallback, aae, steps=steps
         )  # fmt: skip

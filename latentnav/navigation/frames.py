@@ -15,7 +15,12 @@ and where it does not the largest step is as small as the polyline allows. Where
 steps are already within the cap its own frames are candidates, so the choice can only lower the
 point terms of a path that keeps to the cap.
 
-Records: ``frame_index`` (B, T + 1) int64 into the dense polyline, ``over_cap`` (B,) the largest
+With ``mix`` the candidates also hold the interiors of polylines λ · path + (1 − λ) · SLERP,
+each point at its position along the path; a step only moves forward in position (the
+``order`` of :func:`select_frames`). λ = 0 puts SLERP's own frames among them, so every c ≥ 1
+can be held.
+
+Records: ``frame_index`` (B, T + 1) int64 into the candidate points, ``over_cap`` (B,) the largest
 step's excess over c·Δ̂ (0 where the cap holds), and the base's per-pair records.
 Shapes: z_a, z_b (B, d); paths (B, T + 1, d); dense points (B, M + 1, d).
 """
