@@ -15,8 +15,10 @@ the graph over the bank's images themselves, its bank inverted above the ``inver
 ``clusters,K=k[,class_weight=ν,...]``: ``with_classes`` with a latent classifier fitted on
 label-free classes, k-means of a UMAP embedding of the ``--bank-images`` training images;
 ``spectral,K=k[,eig=m,...]``: the same on the spectral clusters of the checkpoint's data graph,
-``latentnav.navigation.clusters.cluster_classifier``; on any optimiser variant ``cap=c[,sub=s]``
-adds a row for the same path's frames re-chosen under the jump cap, ``CappedFrames``;
+``latentnav.navigation.clusters.cluster_classifier``; ``labels[,...]``: the same with a latent
+classifier on the digits of the ``--bank-images`` training images (the with-labels target); on
+any optimiser variant ``cap=c[,sub=s]`` adds a row for the same path's frames re-chosen under
+the jump cap, ``CappedFrames``;
 ``cap=1.2/1.3`` a row per ratio; ``mix=k``: k further candidate polylines toward SLERP;
 ``polish=n[,pcap=c']``: then n optimiser iterations from the capped frames, ``JumpCap(10, c')``
 against them added).
@@ -130,7 +132,13 @@ def label_free_classifier(name, spec, kw, aae, graph_images, train, test):
     from ``kw`` and prints the purity against the digits (evaluation only)."""
     n_clusters = int(kw.pop("K", 10))
     start = time.perf_counter()
-    if name == "clusters":
+    if name == "labels":  # with labels: the digits of graph_images (RESULTS §6.8's class term)
+        from latentnav.latent_classifier import fit_latent_classifier
+
+        classifier, report = fit_latent_classifier(
+            aae, graph_images, train.labels[: len(graph_images)]
+        )
+    elif name == "clusters":
         from latentnav.latent_classifier import fit_latent_classifier
 
         pseudo = pseudo_labels(graph_images, n_clusters)
@@ -231,7 +239,7 @@ def main(argv: list[str] | None = None) -> None:
             nav = Navigator(aae, steps=32)
         elif name == "auto":  # Navigator(aae, data=images): the data graph first, else the default
             nav = Navigator(aae, data=graph_images, steps=32)
-        elif name not in ("label_free", "scale_free", "clusters", "spectral"):
+        elif name not in ("label_free", "scale_free", "clusters", "spectral", "labels"):
             model = diffusion if name in DIFFUSION_METHODS else None
             nav = Navigator(aae, name, steps=32, **method_options(kw, model, discriminator))
         else:
@@ -240,7 +248,7 @@ def main(argv: list[str] | None = None) -> None:
             opt = {k: kw.pop(k) for k in keys if k in kw}
             if name == "label_free":
                 energy = label_free(aae, aae.compass, **kw)
-            elif name in ("clusters", "spectral"):  # with_classes on label-free classes
+            elif name in ("clusters", "spectral", "labels"):  # with_classes on those classes
                 classifier = label_free_classifier(name, spec, kw, aae, graph_images, train, test)
                 kw = {k: (int(v) if k == "jump_power" else v) for k, v in kw.items()}
                 energy = with_classes(aae, aae.compass, classifier, **kw)
