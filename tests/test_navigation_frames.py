@@ -90,6 +90,14 @@ def test_bad_arguments_are_named():
         CappedFrames(aae, base="slerp", mix=(1.0,))
 
 
+def tiny_aae():
+    """A small AAE with a compass, seeded, and the optimiser's default energy on it."""
+    torch.manual_seed(0)
+    aae = AAE(AAEConfig(image_shape=(6,), latent_dim=3, hidden=(16,), disc_hidden=(8,))).eval()
+    aae.compass = LatentDiscriminator(3, (16,)).eval()
+    return aae, make_method("optimizer", aae).energy
+
+
 class Jump:
     """A base method whose path stays at z_a for half the frames, then jumps to z_b."""
 
@@ -109,10 +117,7 @@ class Jump:
 
 
 def test_a_jump_is_spread_under_the_cap_and_the_endpoints_stay_exact():
-    torch.manual_seed(0)
-    aae = AAE(AAEConfig(image_shape=(6,), latent_dim=3, hidden=(16,), disc_hidden=(8,))).eval()
-    aae.compass = LatentDiscriminator(3, (16,)).eval()
-    energy = make_method("optimizer", aae).energy
+    aae, energy = tiny_aae()
     g = torch.Generator().manual_seed(1)
     za, zb = torch.randn(5, 3, generator=g), 2 * torch.randn(5, 3, generator=g)
     steps = 8
@@ -147,10 +152,7 @@ class Detour(Jump):
 
 
 def test_mixing_in_slerp_holds_the_cap_where_the_path_alone_cannot():
-    torch.manual_seed(0)
-    aae = AAE(AAEConfig(image_shape=(6,), latent_dim=3, hidden=(16,), disc_hidden=(8,))).eval()
-    aae.compass = LatentDiscriminator(3, (16,)).eval()
-    energy = make_method("optimizer", aae).energy
+    aae, energy = tiny_aae()
     g = torch.Generator().manual_seed(1)
     za, zb = torch.randn(4, 3, generator=g), torch.randn(4, 3, generator=g)
     base = Detour(8, 12 * torch.ones(3))._path(za, zb, None)

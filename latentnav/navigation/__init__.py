@@ -35,7 +35,7 @@ from latentnav.navigation.energy import (
     label_free,
     with_classes,
 )
-from latentnav.navigation.frames import CappedFrames, select_frames
+from latentnav.navigation.frames import CappedFrames, capped_optimizer, select_frames
 from latentnav.navigation.graph import attach_data_graph, has_data_graph
 from latentnav.navigation.methods import METHODS, Method, check_pair, make_method, register_method
 from latentnav.navigation.optimizer import OptimizerConfig, PathOptimizer
@@ -134,10 +134,9 @@ class Navigator:
                 if data is None:
                     raise ValueError(_MISSING_COMPASS)
                 self.compass_report = _fit_missing_compass(aae, data, compass_config)
-            optimizer = make_method("optimizer", aae, **options)
-            self.method = CappedFrames(aae, base=optimizer)  # its frames under the jump cap
+            self.method = capped_optimizer(aae, **options)
             if data is not None or has_data_graph(aae):  # then the data graph first
-                steps = optimizer.settings.steps
+                steps = self.method.base.settings.steps
                 self.method = DataFirst(aae, images=data, steps=steps, fallback=self.method)
         elif isinstance(method, str):
             self.method = make_method(method, aae, **options)

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from latentnav.navigation.frames import CappedFrames
+from latentnav.navigation.frames import capped_optimizer
 from latentnav.navigation.graph import GraphPath, has_data_graph
 from latentnav.navigation.methods import Method, check_steps, make_method, register_method
 from latentnav.navigation.path import LatentPath
@@ -33,7 +33,7 @@ class DataFirst(Method):
     (N, *image_shape) training images, or ``graph`` a built :class:`GraphPath` over them, or
     neither where the AAE stores that graph (``attach_data_graph``, ``latentnav train-aae``);
     ``fallback`` a method (object or name) for the pairs the data do not resolve, default the
-    optimiser's frames under the cap (:class:`CappedFrames`), as in ``Navigator(aae)``.
+    optimiser's frames under the cap (:func:`capped_optimizer`), as in ``Navigator(aae)``.
     ``callback`` goes to the fallback (the geodesic has no iterations to watch)."""
 
     def __init__(
@@ -62,8 +62,8 @@ class DataFirst(Method):
         if graph.steps != steps:
             raise ValueError(f"graph has {graph.steps} steps, auto {steps}")
         self.graph = graph
-        if fallback is None:  # the default: the optimiser's frames under the cap
-            fallback = CappedFrames(aae, base=make_method("optimizer", aae, steps=steps))
+        if fallback is None:
+            fallback = capped_optimizer(aae, steps=steps)
         self.fallback = fallback if isinstance(fallback, Method) else make_method(
             fallback, aae, steps=steps
         )  # fmt: skip

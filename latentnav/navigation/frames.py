@@ -38,7 +38,7 @@ from latentnav.navigation.energy import Energy, PathContext
 from latentnav.navigation.methods import Method, make_method, register_method
 from latentnav.navigation.path import LatentPath
 
-__all__ = ["select_frames", "CappedFrames"]
+__all__ = ["select_frames", "CappedFrames", "capped_optimizer"]
 
 DEFAULT_RATIO = 1.2  # c and pieces per segment of the default navigator (RESULTS §6.15, dev pairs)
 DEFAULT_SUBDIVIDE = 8
@@ -194,3 +194,9 @@ class CappedFrames(Method):
 
     def modules(self) -> list[nn.Module]:
         return self.base.modules() if hasattr(self.base, "modules") else []
+
+
+def capped_optimizer(aae: nn.Module, **options: Any) -> CappedFrames:
+    """The default navigation method (RESULTS §6.15): the optimiser, ``options`` its fields
+    (``steps``, ``iterations``, ``energy``, ...), its frames re-chosen under the default cap."""
+    return CappedFrames(aae, base=make_method("optimizer", aae, **options))
