@@ -9,8 +9,9 @@ energy with fixed weights (``label_free``) against the same energy in the data's
 Variants: ``slerp``, ``label_free[,key=value...]``, ``scale_free[,key=value...]`` (keys of the
 presets: density_weight, cycle_weight, jump_weight, jump_power; and of the optimiser: it =
 iterations, lr, tol; coarse=T₀: optimise at T₀ first, subdivide each segment by SLERP to T = 32,
-then run ``it`` iterations; decay = lr_decay; init_t0=t, init_n=n: start from the path of
-``score,t0=t,corrections=n``; ginit=k: start from the path of ``graph,k=k``; ``graph,data=1``:
+then run ``it`` iterations; decay = lr_decay; smooth = the optimiser's path preconditioner α;
+init_t0=t, init_n=n: start from the path of ``score,t0=t,corrections=n``; ginit=k: start from
+the path of ``graph,k=k``; ``graph,data=1``:
 the graph over the bank's images themselves, its bank inverted above the ``invert`` quantile;
 ``clusters,K=k[,class_weight=ν,...]``: ``with_classes`` with a latent classifier fitted on
 label-free classes, k-means of a UMAP embedding of the ``--bank-images`` training images;
@@ -244,7 +245,7 @@ def main(argv: list[str] | None = None) -> None:
             nav = Navigator(aae, name, steps=32, **method_options(kw, model, discriminator))
         else:
             keys = ("it", "lr", "tol", "coarse", "decay", "init_t0", "init_n", "sw", "st0", "ginit",
-                    "cap", "sub", "mix", "polish", "pcap")  # fmt: skip
+                    "cap", "sub", "mix", "polish", "pcap", "smooth")  # fmt: skip
             opt = {k: kw.pop(k) for k in keys if k in kw}
             if name == "label_free":
                 energy = label_free(aae, aae.compass, **kw)
@@ -260,7 +261,8 @@ def main(argv: list[str] | None = None) -> None:
                 pull = ScorePull(diffusion, opt["sw"], opt.get("st0", 0.005))
                 energy = Energy(*energy.terms, pull)
             fields = {"iterations": int(opt.get("it", 100)), "lr": opt.get("lr", 0.05),
-                      "tol": opt.get("tol", 1e-4), "lr_decay": opt.get("decay", 1.0)}  # fmt: skip
+                      "tol": opt.get("tol", 1e-4), "lr_decay": opt.get("decay", 1.0),
+                      "smoothing": opt.get("smooth", 0.0)}  # fmt: skip
             nav = Navigator(aae, "optimizer", energy=energy, steps=32, **fields)
         start = time.perf_counter()
         if "coarse" in opt:

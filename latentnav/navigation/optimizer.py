@@ -35,13 +35,17 @@ __all__ = ["OptimizerConfig", "PathOptimizer", "optimize"]
 class OptimizerConfig:
     """steps: T (≥ 2); iterations: Adam iterations at most (0 returns the initial path); lr: Adam
     learning rate (latent units); tol: a pair stops once |ΔE| / |E| < tol; lr_decay: cosine from lr
-    down to lr · lr_decay (1: constant); eps: band of the ``accepted`` record (reporting only)."""
+    down to lr · lr_decay (1: constant); smoothing: α of the path preconditioner, the gradient
+    replaced by (I + α L)⁻¹ ∇ with L the second difference along the path (CHOMP's covariant
+    step, Ratliff et al. 2009; 0: the plain gradient); eps: band of the ``accepted`` record
+    (reporting only)."""
 
     steps: int = 32
     iterations: int = 100
     lr: float = 0.05
     tol: float = 1e-4
     lr_decay: float = 1.0
+    smoothing: float = 0.0
     eps: float = 0.1
 
     def __post_init__(self) -> None:
@@ -52,6 +56,8 @@ class OptimizerConfig:
         for name in ("lr", "tol", "eps"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not (math.isfinite(self.smoothing) and self.smoothing >= 0):
+            raise ValueError(f"smoothing must be a finite float ≥ 0, got {self.smoothing!r}")
         if not 0 < self.lr_decay <= 1:
             raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
 
@@ -72,6 +78,7 @@ def optimize(
     active = torch.ones(len(start), dtype=torch.bool, device=device)
     iterations = torch.zeros(len(start), dtype=torch.int64, device=device)
     previous = None
+    smoother = _smoother(start.shape[1] - 2, c.smoothing, start) if c.smoothing > 0 else None
     reference = PathContext(start, decoder)  # the start path: terms measure against it
     for i in range(c.iterations):
         if c.lr_decay < 1:
@@ -84,7 +91,8 @@ def optimize(
         with torch.no_grad():  # A pair whose energy or gradient is not finite stops here.
             active &= torch.isfinite(value) & torch.isfinite(inner.grad).flatten(1).all(1)
         keep = active[:, None, None]  # masks, not indexing: no host sync on CUDA
-        inner.grad.copy_(torch.where(keep, inner.grad, torch.zeros_like(inner.grad)))
+        grad = inner.grad if smoother is None else torch.einsum("ij,bjd->bid", smoother, inner.grad)
+        inner.grad.copy_(torch.where(keep, grad, torch.zeros_like(grad)))
         before = inner.detach().clone()
         optimizer.step()
         with torch.no_grad():
@@ -102,6 +110,14 @@ def optimize(
         full = torch.cat([start[:, :1], inner, start[:, -1:]], 1)
         final = energy(PathContext(full, decoder, reference))
     return full, final, iterations
+
+
+def _smoother(n: int, alpha: float, like: torch.Tensor) -> torch.Tensor:
+    """(I + α L)⁻¹ (n, n), L = tridiag(−1, 2, −1): the path's second difference, ends fixed."""
+    eye = torch.eye(n, dtype=torch.float64)
+    laplacian = 2 * eye - torch.diag(torch.ones(n - 1, dtype=torch.float64), 1)
+    laplacian = laplacian - torch.diag(torch.ones(n - 1, dtype=torch.float64), -1)
+    return torch.linalg.inv(eye + alpha * laplacian).to(like)
 
 
 @register_method("optimizer")

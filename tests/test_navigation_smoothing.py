@@ -1,0 +1,81 @@
+"""The optimiser's path preconditioner (OptimizerConfig.smoothing): known matrix, known limits."""
+
+import pytest
+import torch
+
+from latentnav.aae import AAE, AAEConfig
+from latentnav.interpolation import interpolate
+from latentnav.navigation import Energy, make_method
+from latentnav.navigation.optimizer import OptimizerConfig, _smoother, optimize
+from latentnav.networks import LatentDiscriminator
+
+
+@pytest.fixture(scope="module")
+def setup():
+    torch.manual_seed(0)
+    aae = AAE(AAEConfig(image_shape=(6,), latent_dim=3, hidden=(16,), disc_hidden=(16,))).eval()
+    compass = LatentDiscriminator(3, (16,)).eval()
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.randn(5, 3, generator=g), 1.5 * torch.randn(5, 3, generator=g)
+    return aae, compass, a, b
+
+
+def test_the_smoother_inverts_identity_plus_alpha_times_the_second_difference():
+    n, alpha = 7, 3.0
+    s = _smoother(n, alpha, torch.zeros((), dtype=torch.float64))
+    laplacian = 2 * torch.eye(n, dtype=torch.float64)
+    for k in range(n - 1):
+        laplacian[k, k + 1] = laplacian[k + 1, k] = -1
+    torch.testing.assert_close((torch.eye(n, dtype=torch.float64) + alpha * laplacian) @ s,
+                               torch.eye(n, dtype=torch.float64))  # fmt: skip
+    torch.testing.assert_close(s, s.T)
+    assert (s > 0).all()  # a positive kernel: a push on one point moves its neighbours with it
+    assert s.dtype == torch.float64 and _smoother(n, alpha, torch.zeros(())).dtype == torch.float32
+
+
+def test_zero_smoothing_is_the_plain_optimiser_and_tiny_smoothing_is_close_to_it(setup):
+    aae, compass, a, b = setup
+    paths = {
+        alpha: make_method(
+            "optimizer", aae, compass=compass, steps=8, iterations=15, smoothing=alpha
+        )
+        .path(a, b)
+        .z  # fmt: skip
+        for alpha in (0.0, 1e-9, 4.0)
+    }
+    plain = make_method("optimizer", aae, compass=compass, steps=8, iterations=15).path(a, b).z
+    assert torch.equal(paths[0.0], plain)
+    torch.testing.assert_close(paths[1e-9], plain, atol=1e-5, rtol=0)
+    assert not torch.allclose(paths[4.0], plain, atol=1e-3)  # it does change the steps
+    for z in paths.values():
+        assert torch.equal(z[:, 0], a) and torch.equal(z[:, -1], b) and z.isfinite().all()
+
+
+def test_a_push_on_one_point_moves_only_it_plainly_and_the_whole_interior_when_smoothed(setup):
+    # A term that pulls only the middle point: its plain gradient is zero elsewhere, so the plain
+    # step leaves every other point where it was; the smoothed gradient (I + αL)⁻¹∇ is a positive
+    # kernel around that point, so every interior point moves, in the same direction, and the
+    # endpoints stay exact.
+    aae, _, a, b = setup
+    start = interpolate(a, b, 8, "lerp")
+    target = start[:, 4] + 1.0
+
+    def pull(ctx):  # (B,)
+        return (ctx.z[:, 4] - target).square().sum(-1)
+
+    moved = {}
+    for alpha in (0.0, 4.0):
+        config = OptimizerConfig(steps=8, iterations=1, lr=0.1, smoothing=alpha)
+        z, _, _ = optimize(Energy(pull), aae.decoder, start, config)
+        moved[alpha] = z - start
+        assert torch.equal(z[:, [0, -1]], start[:, [0, -1]])
+    others = [1, 2, 3, 5, 6, 7]
+    assert torch.equal(moved[0.0][:, others], torch.zeros_like(moved[0.0][:, others]))
+    assert (moved[0.0][:, 4] > 0).all()
+    assert (moved[4.0][:, 1:-1] > 0).all()
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf")])
+def test_a_bad_smoothing_is_refused(bad):
+    with pytest.raises(ValueError, match="smoothing must be a finite float ≥ 0"):
+        OptimizerConfig(smoothing=bad)
