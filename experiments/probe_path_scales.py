@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> None:
             nav = Navigator(aae, name, steps=32, **method_options(kw, model, discriminator))
         else:
             keys = ("it", "lr", "tol", "coarse", "decay", "init_t0", "init_n", "sw", "st0", "ginit",
-                    "cap", "sub", "mix", "polish", "pcap", "smooth")  # fmt: skip
+                    "cap", "sub", "mix", "polish", "pcap", "smooth", "smode")  # fmt: skip
             opt = {k: kw.pop(k) for k in keys if k in kw}
             if name == "label_free":
                 energy = label_free(aae, aae.compass, **kw)
@@ -262,7 +262,8 @@ def main(argv: list[str] | None = None) -> None:
                 energy = Energy(*energy.terms, pull)
             fields = {"iterations": int(opt.get("it", 100)), "lr": opt.get("lr", 0.05),
                       "tol": opt.get("tol", 1e-4), "lr_decay": opt.get("decay", 1.0),
-                      "smoothing": opt.get("smooth", 0.0)}  # fmt: skip
+                      "smoothing": opt.get("smooth", 0.0),
+                      "smooth": opt.get("smode", "gradient")}  # fmt: skip
             nav = Navigator(aae, "optimizer", energy=energy, steps=32, **fields)
         start = time.perf_counter()
         if "coarse" in opt:

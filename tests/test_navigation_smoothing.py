@@ -64,18 +64,25 @@ def test_a_push_on_one_point_moves_only_it_plainly_and_the_whole_interior_when_s
         return (ctx.z[:, 4] - target).square().sum(-1)
 
     moved = {}
-    for alpha in (0.0, 4.0):
-        config = OptimizerConfig(steps=8, iterations=1, lr=0.1, smoothing=alpha)
+    for alpha, mode in ((0.0, "gradient"), (4.0, "gradient"), (4.0, "step")):
+        config = OptimizerConfig(steps=8, iterations=1, lr=0.1, smoothing=alpha, smooth=mode)
         z, _, _ = optimize(Energy(pull), aae.decoder, start, config)
-        moved[alpha] = z - start
+        moved[alpha, mode] = z - start
         assert torch.equal(z[:, [0, -1]], start[:, [0, -1]])
     others = [1, 2, 3, 5, 6, 7]
-    assert torch.equal(moved[0.0][:, others], torch.zeros_like(moved[0.0][:, others]))
-    assert (moved[0.0][:, 4] > 0).all()
-    assert (moved[4.0][:, 1:-1] > 0).all()
+    plain = moved[0.0, "gradient"]
+    assert torch.equal(plain[:, others], torch.zeros_like(plain[:, others]))
+    assert (plain[:, 4] > 0).all()
+    assert (moved[4.0, "gradient"][:, 1:-1] > 0).all()
+    # On the step: Adam's step (lr at the middle point) spread by the kernel, peaked there.
+    step = moved[4.0, "step"][:, 1:-1]
+    assert (step > 0).all() and (step.argmax(1) == 3).all()
+    assert (step[:, 3] < plain[:, 4]).all()
 
 
 @pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf")])
 def test_a_bad_smoothing_is_refused(bad):
     with pytest.raises(ValueError, match="smoothing must be a finite float ≥ 0"):
         OptimizerConfig(smoothing=bad)
+    with pytest.raises(ValueError, match="smooth must be 'gradient' or 'step'"):
+        OptimizerConfig(smooth="adam")

@@ -43,7 +43,7 @@ __all__ = ["select_frames", "CappedFrames", "capped_optimizer"]
 DEFAULT_RATIO = 1.2  # c and pieces per segment of the default navigator (RESULTS §6.15, dev pairs)
 DEFAULT_SUBDIVIDE = 8
 DEFAULT_MIX: tuple[float, ...] = ()
-DISTANCES = 2**23  # pairwise distances held at once (G · N² float64, G pairs of N points each)
+DISTANCES = 2**23  # pairwise distances held at once (G · N², G pairs of N points each)
 
 
 def select_frames(
@@ -57,7 +57,8 @@ def select_frames(
     decoded candidate points, the first the start and the last the end, ``costs`` (B, N) (those
     of the two ends are ignored), ``steps`` T, ``cap`` (B,) the largest allowed step, ``order``
     (N,) each point's position along the path (default 0..N − 1): a step goes from i to j only
-    where order_i < order_j."""
+    where order_i < order_j. Computed in the inputs' precision (float32 from CappedFrames: the
+    programme only compares and adds, and float32 matches float64 on the tests' brute force)."""
     b, m1 = costs.shape
     order = torch.arange(m1, device=costs.device) if order is None else order.to(costs.device)
     if (
@@ -76,23 +77,25 @@ def select_frames(
             f"frames must be (B, N, P) and cap (B,) with B, N = {b}, {m1}; got "
             f"{tuple(frames.shape)} and {tuple(cap.shape)}"
         )
-    x = frames.flatten(2).double()
+    dtype = torch.promote_types(frames.dtype, costs.dtype)  # the inputs' precision
+    x = frames.flatten(2).to(dtype)
     dist = torch.cdist(x, x)  # (B, N, N)
     dist = dist.masked_fill(~(order[:, None] < order[None, :]), float("inf"))  # forward only
-    start = torch.full((b, m1), float("inf"), dtype=torch.float64, device=costs.device)
+    start = torch.full((b, m1), float("inf"), dtype=dtype, device=costs.device)
     start[:, 0] = 0  # k = 0: at index 0
-    reach = start  # the least largest step to reach each index in k steps
+    reach, work = start, torch.empty_like(dist)  # reach: the least largest step to each index
     for k in range(1, steps + 1):
-        reach = torch.maximum(reach[:, :, None], dist).amin(1)
+        reach = torch.maximum(dist, reach[:, :, None], out=work).amin(1)
         if k < steps:
             reach[:, -1] = float("inf")  # the end only as the last frame
-    bound = torch.maximum(cap.double(), reach[:, -1])  # max(c·Δ̂, b*)
-    hop = torch.where(dist <= bound[:, None, None], 0.0, float("inf")).double()
-    c = costs.double().clone()
+    bound = torch.maximum(cap.to(dtype), reach[:, -1])  # max(c·Δ̂, b*)
+    blocked = ~(dist <= bound[:, None, None])
+    c = costs.to(dtype).clone()
     c[:, 0] = c[:, -1] = 0
     best, back = start, []
     for k in range(1, steps + 1):
-        best, arg = (best[:, :, None] + hop).min(1)
+        spread = work.copy_(best[:, :, None].expand_as(work))
+        best, arg = spread.masked_fill_(blocked, float("inf")).min(1)
         best = best + (c if k < steps else 0)
         if k < steps:
             best[:, -1] = float("inf")

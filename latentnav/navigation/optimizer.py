@@ -37,7 +37,9 @@ class OptimizerConfig:
     learning rate (latent units); tol: a pair stops once |ΔE| / |E| < tol; lr_decay: cosine from lr
     down to lr · lr_decay (1: constant); smoothing: α of the path preconditioner, the gradient
     replaced by (I + α L)⁻¹ ∇ with L the second difference along the path (CHOMP's covariant
-    step, Ratliff et al. 2009; 0: the plain gradient); eps: band of the ``accepted`` record
+    step, Ratliff et al. 2009; 0: the plain gradient); smooth: what the preconditioner acts on,
+    ``"gradient"`` (before Adam) or ``"step"`` (Adam's step, so its per-coordinate scaling does
+    not undo the kernel); eps: band of the ``accepted`` record
     (reporting only)."""
 
     steps: int = 32
@@ -46,6 +48,7 @@ class OptimizerConfig:
     tol: float = 1e-4
     lr_decay: float = 1.0
     smoothing: float = 0.0
+    smooth: str = "gradient"
     eps: float = 0.1
 
     def __post_init__(self) -> None:
@@ -58,6 +61,8 @@ class OptimizerConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if not (math.isfinite(self.smoothing) and self.smoothing >= 0):
             raise ValueError(f"smoothing must be a finite float ≥ 0, got {self.smoothing!r}")
+        if self.smooth not in ("gradient", "step"):
+            raise ValueError(f"smooth must be 'gradient' or 'step', got {self.smooth!r}")
         if not 0 < self.lr_decay <= 1:
             raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
 
@@ -91,11 +96,15 @@ def optimize(
         with torch.no_grad():  # A pair whose energy or gradient is not finite stops here.
             active &= torch.isfinite(value) & torch.isfinite(inner.grad).flatten(1).all(1)
         keep = active[:, None, None]  # masks, not indexing: no host sync on CUDA
-        grad = inner.grad if smoother is None else torch.einsum("ij,bjd->bid", smoother, inner.grad)
+        grad = inner.grad
+        if smoother is not None and c.smooth == "gradient":
+            grad = torch.einsum("ij,bjd->bid", smoother, grad)
         inner.grad.copy_(torch.where(keep, grad, torch.zeros_like(grad)))
         before = inner.detach().clone()
         optimizer.step()
         with torch.no_grad():
+            if smoother is not None and c.smooth == "step":
+                inner.copy_(before + torch.einsum("ij,bjd->bid", smoother, inner - before))
             inner.copy_(torch.where(keep, inner, before))  # Converged pairs stay put.
             iterations += active.to(torch.int64)
             if callback is not None:
