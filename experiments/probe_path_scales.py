@@ -8,8 +8,9 @@ energy with fixed weights (``label_free``) against the same energy in the data's
         --model /work/runs/joint_d8/bundle.safetensors slerp label_free scale_free
 Variants: ``slerp``, ``label_free[,key=value...]``, ``scale_free[,key=value...]`` (keys of the
 presets: density_weight, cycle_weight, jump_weight, jump_power; and of the optimiser: it =
-iterations, lr, tol; coarse=T₀: optimise at T₀ first, subdivide each segment by SLERP to T = 32,
-then run ``it`` iterations; decay = lr_decay; smooth = the optimiser's path preconditioner α;
+iterations, lr, tol; coarse=T₀: optimise at T₀ first (cit iterations, default 100; cw = a factor
+on the point terms' weights there), subdivide each segment by SLERP to T = 32, then run ``it``
+iterations; decay = lr_decay; smooth = the optimiser's path preconditioner α;
 init_t0=t, init_n=n: start from the path of ``score,t0=t,corrections=n``; ginit=k: start from
 the path of ``graph,k=k``; ``graph,data=1``:
 the graph over the bank's images themselves, its bank inverted above the ``invert`` quantile;
@@ -244,8 +245,9 @@ def main(argv: list[str] | None = None) -> None:
             model = diffusion if name in DIFFUSION_METHODS else None
             nav = Navigator(aae, name, steps=32, **method_options(kw, model, discriminator))
         else:
-            keys = ("it", "lr", "tol", "coarse", "decay", "init_t0", "init_n", "sw", "st0", "ginit",
-                    "cap", "sub", "mix", "polish", "pcap", "smooth", "smode")  # fmt: skip
+            keys = ("it", "lr", "tol", "coarse", "decay", "init_t0", "init_n", "sw", "st0",
+                    "ginit", "cap", "sub", "mix", "polish", "pcap", "smooth", "smode", "cw",
+                    "cit")  # fmt: skip
             opt = {k: kw.pop(k) for k in keys if k in kw}
             if name == "label_free":
                 energy = label_free(aae, aae.compass, **kw)
@@ -268,7 +270,18 @@ def main(argv: list[str] | None = None) -> None:
         start = time.perf_counter()
         if "coarse" in opt:
             t0 = int(opt["coarse"])
-            coarse = Navigator(aae, "optimizer", energy=energy, steps=t0, iterations=100)
+            import copy
+
+            from latentnav.navigation.energy import Energy
+
+            coarse_terms = []  # cw: the point terms' weights × cw at T₀ (cw = T / T₀: the same
+            for term in energy.terms:  # integral over the path with fewer points)
+                if hasattr(term, "per_point") and "cw" in opt:
+                    term = copy.copy(term)
+                    term.weight = term.weight * opt["cw"]
+                coarse_terms.append(term)
+            coarse = Navigator(aae, "optimizer", energy=Energy(*coarse_terms), steps=t0,
+                               iterations=int(opt.get("cit", 100)))  # fmt: skip
             zc = coarse.path(za, zb).z
             sub = 32 // t0
             start_path = torch.cat(

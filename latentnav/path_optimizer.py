@@ -184,7 +184,9 @@ def optimize_paths(
             "class_weight > 0 needs a classifier: latent_classifier.fit_latent_classifier"
         )
     energy = energy_from_config(c, compass, aae.prior, encoder, classifier)
-    settings = OptimizerConfig(c.steps, c.iterations, c.lr, c.tol, c.lr_decay, c.eps)
+    settings = OptimizerConfig(
+        steps=c.steps, iterations=c.iterations, lr=c.lr, tol=c.tol, lr_decay=c.lr_decay, eps=c.eps
+    )
     method = PathOptimizer(aae, energy, compass, config=settings)
     callback = _progress_bar(c.iterations) if progress else None
     start = interpolate(z_a, z_b, c.steps, "slerp") if init is None else init

@@ -181,17 +181,21 @@ def test_unknown_names_and_missing_models_are_clear(aae):
         make_method("ode", aae)
 
 
-def test_front_door_default_is_the_label_free_optimizer_under_the_cap(aae):
-    from latentnav.navigation import CappedFrames
+def test_front_door_default_is_the_label_free_optimizer_coarse_to_fine_under_the_cap(aae):
+    from latentnav.navigation import CappedFrames, JumpCap
+    from latentnav.navigation.energy import label_free
 
     a, b = pairs()
     nav = Navigator(aae, steps=T, iterations=4)
     path = nav.path(a, b)
     assert path.method == "capped" and path.config["base"]["name"] == "optimizer"
-    assert [t["term"] for t in path.config["base"]["energy"]] == [
-        "smoothness", "max_jump", "density", "cycle"
-    ]  # fmt: skip
-    base = make_method("optimizer", aae, steps=T, iterations=4)
+    assert path.config["base"]["coarse"] == 4
+    assert Navigator(aae).method.base.settings.iterations == 50
+    energy = path.config["base"]["energy"]
+    assert [t["term"] for t in energy] == ["smoothness", "max_jump", "jump_cap", "density", "cycle"]
+    assert energy[2] == JumpCap(10.0, 1.2).config()  # the cap c of the frames, in the energy
+    base = make_method("optimizer", aae, steps=T, iterations=4, coarse=4,
+                       energy=label_free(aae, aae.compass, cap_weight=10.0, cap_ratio=1.2))  # fmt: skip
     assert torch.equal(path.z, CappedFrames(aae, base=base).path(a, b).z)
     assert (path.records["over_cap"] >= 0).all() and path.records["frame_index"].shape == (B, T + 1)
     slerp = Navigator(aae, "slerp", steps=T).path(a, b)

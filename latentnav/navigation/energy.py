@@ -295,6 +295,13 @@ class Energy:
                 total = total + term.per_point(context)
         return total
 
+    def with_point_scale(self, factor: float) -> Energy:
+        """The same terms with those that sum over interior points (``per_point``) × ``factor``:
+        the energy of a path of T₀ steps standing in for one of T = factor · T₀ (the same
+        integral over the path, DESIGN.md §3)."""
+        return Energy(*(_ScaledPoints(t, factor) if hasattr(t, "per_point") else t
+                        for t in self.terms))  # fmt: skip
+
     def modules(self) -> list[nn.Module]:
         """Every module a term evaluates (frozen by the optimiser while it runs)."""
         found: list[nn.Module] = []
@@ -310,6 +317,29 @@ class Energy:
             t.config() if hasattr(t, "config") else {"term": getattr(t, "__name__", repr(t))}
             for t in self.terms
         ]
+
+
+class _ScaledPoints:
+    """A point term × factor (:meth:`Energy.with_point_scale`)."""
+
+    def __init__(self, term: Term, factor: float):
+        self.term, self.factor = term, float(factor)
+
+    def __call__(self, context: PathContext) -> torch.Tensor:
+        return self.factor * self.term(context)
+
+    def per_point(self, context: PathContext) -> torch.Tensor:
+        return self.factor * self.term.per_point(context)
+
+    def modules(self) -> list[nn.Module]:
+        term = self.term
+        if hasattr(term, "modules") and not isinstance(term, nn.Module):
+            return term.modules()
+        return [term] if isinstance(term, nn.Module) else []
+
+    def config(self) -> dict[str, Any]:
+        inner = self.term.config() if hasattr(self.term, "config") else {"term": repr(self.term)}
+        return {**inner, "point_scale": self.factor}
 
 
 # -- named presets (RESULTS §6.5 label-free choice; §6.8 with labels, d = 8 dev choice) ----------
@@ -351,11 +381,11 @@ def with_classes(
     return Energy(*terms, EndpointClasses(classifier, s["class_weight"]))
 
 
-def default_energy(aae: nn.Module, compass: nn.Module) -> Energy:
+def default_energy(aae: nn.Module, compass: nn.Module, **overrides: Any) -> Energy:
     """The path optimiser's default: :func:`with_classes` on ``aae.cluster_classifier`` (label-free
     classes, :func:`~latentnav.navigation.clusters.attach_cluster_classifier`) when the AAE stores
-    one, else :func:`label_free` (RESULTS §6.14)."""
+    one, else :func:`label_free` (RESULTS §6.14); ``overrides`` go to the preset."""
     classifier = getattr(aae, "cluster_classifier", None)
     if classifier is None:
-        return label_free(aae, compass)
-    return with_classes(aae, compass, classifier)
+        return label_free(aae, compass, **overrides)
+    return with_classes(aae, compass, classifier, **overrides)

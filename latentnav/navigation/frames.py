@@ -34,7 +34,7 @@ from torch import nn
 
 from latentnav._modules import frozen
 from latentnav.interpolation import interpolate
-from latentnav.navigation.energy import Energy, PathContext
+from latentnav.navigation.energy import Energy, PathContext, default_energy
 from latentnav.navigation.methods import Method, make_method, register_method
 from latentnav.navigation.path import LatentPath
 
@@ -43,6 +43,9 @@ __all__ = ["select_frames", "CappedFrames", "capped_optimizer"]
 DEFAULT_RATIO = 1.2  # c and pieces per segment of the default navigator (RESULTS §6.15, dev pairs)
 DEFAULT_SUBDIVIDE = 8
 DEFAULT_MIX: tuple[float, ...] = ()
+DEFAULT_COARSE = 4  # the default base: T / 4 steps, 50 iterations, JumpCap(10, c) (§6.16, dev)
+DEFAULT_ITERATIONS = 50
+DEFAULT_CAP_WEIGHT = 10.0
 DISTANCES = 2**23  # pairwise distances held at once (G · N², G pairs of N points each)
 
 
@@ -200,6 +203,15 @@ class CappedFrames(Method):
 
 
 def capped_optimizer(aae: nn.Module, **options: Any) -> CappedFrames:
-    """The default navigation method (RESULTS §6.15): the optimiser, ``options`` its fields
-    (``steps``, ``iterations``, ``energy``, ...), its frames re-chosen under the default cap."""
+    """The default navigation method (RESULTS §6.16): the optimiser coarse to fine (T / 4 steps,
+    50 iterations, :func:`~latentnav.navigation.energy.default_energy` with JumpCap(10, c)), its
+    frames re-chosen under the default cap c; ``options`` are the optimiser's (``steps``,
+    ``iterations``, ``coarse``, ``energy``, ``compass``, ...) and replace these defaults."""
+    options = {"coarse": DEFAULT_COARSE, "iterations": DEFAULT_ITERATIONS, **options}
+    compass = options.get("compass")
+    compass = compass if compass is not None else getattr(aae, "compass", None)
+    if options.get("energy") is None and compass is not None:
+        options["energy"] = default_energy(
+            aae, compass, cap_weight=DEFAULT_CAP_WEIGHT, cap_ratio=DEFAULT_RATIO
+        )
     return CappedFrames(aae, base=make_method("optimizer", aae, **options))

@@ -23,15 +23,15 @@ import torch
 from torch import nn
 
 from latentnav._modules import frozen
-from latentnav.interpolation import interpolate
+from latentnav.interpolation import _slerp, interpolate
 from latentnav.navigation.energy import Energy, PathContext, default_energy
 from latentnav.navigation.methods import Callback, Method, make_method, register_method
 from latentnav.navigation.path import LatentPath
 
-__all__ = ["OptimizerConfig", "PathOptimizer", "optimize"]
+__all__ = ["OptimizerConfig", "PathOptimizer", "optimize", "resample"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class OptimizerConfig:
     """steps: T (≥ 2); iterations: Adam iterations at most (0 returns the initial path); lr: Adam
     learning rate (latent units); tol: a pair stops once |ΔE| / |E| < tol; lr_decay: cosine from lr
@@ -39,8 +39,10 @@ class OptimizerConfig:
     replaced by (I + α L)⁻¹ ∇ with L the second difference along the path (CHOMP's covariant
     step, Ratliff et al. 2009; 0: the plain gradient); smooth: what the preconditioner acts on,
     ``"gradient"`` (before Adam) or ``"step"`` (Adam's step, so its per-coordinate scaling does
-    not undo the kernel); eps: band of the ``accepted`` record
-    (reporting only)."""
+    not undo the kernel); coarse: k > 1 optimises a path of T₀ = ⌈T / k⌉ steps instead, its point
+    terms × T / T₀ (:meth:`~latentnav.navigation.energy.Energy.with_point_scale`: the same
+    integral with fewer points), then resamples it to T steps by SLERP along its segments;
+    eps: band of the ``accepted`` record (reporting only)."""
 
     steps: int = 32
     iterations: int = 100
@@ -49,6 +51,7 @@ class OptimizerConfig:
     lr_decay: float = 1.0
     smoothing: float = 0.0
     smooth: str = "gradient"
+    coarse: int = 1
     eps: float = 0.1
 
     def __post_init__(self) -> None:
@@ -61,6 +64,8 @@ class OptimizerConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if not (math.isfinite(self.smoothing) and self.smoothing >= 0):
             raise ValueError(f"smoothing must be a finite float ≥ 0, got {self.smoothing!r}")
+        if not (isinstance(self.coarse, int) and self.coarse >= 1):
+            raise ValueError(f"coarse must be an int ≥ 1, got {self.coarse!r}")
         if self.smooth not in ("gradient", "step"):
             raise ValueError(f"smooth must be 'gradient' or 'step', got {self.smooth!r}")
         if not 0 < self.lr_decay <= 1:
@@ -121,6 +126,17 @@ def optimize(
     return full, final, iterations
 
 
+def resample(z: torch.Tensor, steps: int) -> torch.Tensor:
+    """A path (B, T₀ + 1, d) → (B, T + 1, d), T = ``steps``: the points at s = j·T₀/T of its
+    index, each by SLERP on its segment (T a multiple of T₀ keeps every node)."""
+    b, n, d = z.shape
+    s = torch.arange(steps + 1, dtype=torch.float64) * (n - 1) / steps
+    k = s.floor().long().clamp(max=n - 2)
+    t = (s - k).to(z).repeat(b)
+    a, c = z[:, k].reshape(-1, d), z[:, k + 1].reshape(-1, d)
+    return _slerp(a, c, t).view(b, steps + 1, d)
+
+
 def _smoother(n: int, alpha: float, like: torch.Tensor) -> torch.Tensor:
     """(I + α L)⁻¹ (n, n), L = tridiag(−1, 2, −1): the path's second difference, ends fixed."""
     eye = torch.eye(n, dtype=torch.float64)
@@ -176,9 +192,32 @@ class PathOptimizer(Method):
         return start
 
     def _path(self, z_a, z_b, callback):
+        steps = self.settings.steps
+        coarse = max(2, math.ceil(steps / self.settings.coarse))
+        if coarse < steps:
+            return self._coarse_path(z_a, z_b, coarse, callback)
         with frozen(*self.modules()):
             start = self._start(z_a, z_b)
         return self.from_start(start, z_a, z_b, callback)
+
+    def _coarse_path(self, z_a, z_b, coarse, callback):
+        """The ``coarse`` option: optimise T₀ = ``coarse`` steps, resample to T; the records are
+        those of the returned path (``energy`` under the unscaled energy) and the coarse run's
+        ``iterations``; ``callback`` sees the coarse iterations."""
+        if self.init != "slerp":
+            raise ValueError("coarse > 1 starts from SLERP; pass init='slerp' or coarse=1")
+        steps = self.settings.steps
+        with frozen(*self.modules()):
+            start = interpolate(z_a, z_b, coarse, "slerp")
+            energy = self.energy.with_point_scale(steps / coarse)
+            settings = replace(self.settings, steps=coarse)
+            z0, _, iterations = optimize(energy, self.aae.decoder, start, settings, callback)
+            z = resample(z0, steps)
+            z[:, 0], z[:, -1] = z_a, z_b
+            with torch.no_grad():
+                records = {"energy": self.energy(PathContext(z, self.aae.decoder)),
+                           "iterations": iterations}  # fmt: skip
+            return self._finish(z, records)
 
     def from_start(
         self,
@@ -195,12 +234,14 @@ class PathOptimizer(Method):
             z, energy, iterations = optimize(
                 self.energy, self.aae.decoder, start, self.settings, callback
             )
-            records = {"energy": energy, "iterations": iterations}
-            if self.compass is not None:
-                with torch.no_grad():
-                    d_score = torch.sigmoid(self.compass(z.flatten(0, 1))).view(z.shape[:2])
-                records["d_score"] = d_score
-                records["accepted"] = (d_score - 0.5).abs() < self.settings.eps
+            return self._finish(z, {"energy": energy, "iterations": iterations})
+
+    def _finish(self, z: torch.Tensor, records: dict[str, torch.Tensor]) -> LatentPath:
+        if self.compass is not None:
+            with torch.no_grad():
+                d_score = torch.sigmoid(self.compass(z.flatten(0, 1))).view(z.shape[:2])
+            records["d_score"] = d_score
+            records["accepted"] = (d_score - 0.5).abs() < self.settings.eps
         return LatentPath(z, records, self.name, self.config())
 
     def modules(self) -> list[nn.Module]:
