@@ -1,0 +1,80 @@
+"""The optimiser coarse to fine (OptimizerConfig.coarse): resampling, scaled point terms, records."""
+
+import pytest
+import torch
+
+from latentnav.aae import AAE, AAEConfig
+from latentnav.interpolation import interpolate
+from latentnav.navigation import PathContext, make_method
+from latentnav.navigation.energy import label_free
+from latentnav.navigation.optimizer import OptimizerConfig, resample
+from latentnav.networks import LatentDiscriminator
+
+
+@pytest.fixture(scope="module")
+def setup():
+    torch.manual_seed(0)
+    aae = AAE(AAEConfig(image_shape=(6,), latent_dim=3, hidden=(16,), disc_hidden=(16,))).eval()
+    compass = LatentDiscriminator(3, (16,)).eval()
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.randn(5, 3, generator=g), 1.5 * torch.randn(5, 3, generator=g)
+    return aae, compass, a, b
+
+
+def test_resample_keeps_the_nodes_and_slerps_each_segment():
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(3, 5, 4, generator=g)
+    fine = resample(z, 12)
+    assert fine.shape == (3, 13, 4) and torch.equal(fine[:, ::3], z)
+    for k in range(4):
+        torch.testing.assert_close(fine[:, 3 * k : 3 * k + 4], interpolate(z[:, k], z[:, k + 1], 3))
+    odd = resample(z, 7)  # T not a multiple of T₀: the ends stay, the rest lies on the segments
+    assert odd.shape == (3, 8, 4) and torch.equal(odd[:, [0, -1]], z[:, [0, -1]])
+
+
+def test_point_scale_multiplies_exactly_the_point_terms(setup):
+    aae, compass, a, b = setup
+    energy = label_free(aae, compass, cap_weight=10.0)
+    z = interpolate(a, b, 8) + 0.1
+    z[:, 0], z[:, -1] = a, b
+    context = PathContext(z, aae.decoder)
+    scaled = energy.with_point_scale(4.0)
+    with torch.no_grad():
+        points = sum(t(context) for t in energy.terms if hasattr(t, "per_point"))
+        torch.testing.assert_close(scaled(context), energy(context) + 3 * points)
+        torch.testing.assert_close(scaled.per_point(context), 4 * energy.per_point(context))
+    kinds = [t.get("point_scale") for t in scaled.config()]
+    assert kinds == [None, None, None, 4.0, 4.0]  # smoothness, max jump, jump cap; density, cycle
+    assert scaled.modules() == energy.modules()
+
+
+def test_the_coarse_optimiser_returns_t_steps_with_the_records_of_that_path(setup):
+    aae, compass, a, b = setup
+    seen = []
+    method = make_method("optimizer", aae, compass=compass, steps=8, iterations=10, coarse=4)
+    path = method.path(a, b, callback=lambda s: seen.append(s["z"].shape))
+    assert path.z.shape == (5, 9, 3) and torch.equal(path.z[:, 0], a)
+    assert torch.equal(path.z[:, -1], b) and path.z.isfinite().all()
+    assert seen == [(5, 3, 3)] * 10  # the callback sees the T₀ = 2 coarse path
+    with torch.no_grad():
+        energy = method.energy(PathContext(path.z, aae.decoder))
+    torch.testing.assert_close(path.records["energy"], energy)
+    assert path.records["iterations"].shape == (5,) and path.records["d_score"].shape == (5, 9)
+    plain = make_method("optimizer", aae, compass=compass, steps=8, iterations=10).path(a, b)
+    assert not torch.allclose(plain.z, path.z)
+    # coarse = 1, or a coarse path as long as T, is the plain optimiser bit for bit
+    same = make_method("optimizer", aae, compass=compass, steps=2, iterations=10, coarse=4)
+    ref = make_method("optimizer", aae, compass=compass, steps=2, iterations=10).path(a, b)
+    assert torch.equal(same.path(a, b).z, ref.z)
+
+
+def test_the_coarse_option_is_checked(setup):
+    aae, compass, a, b = setup
+    for bad in (0, 1.5, -2):
+        with pytest.raises(ValueError, match="coarse must be an int ≥ 1"):
+            OptimizerConfig(coarse=bad)
+    method = make_method("optimizer", aae, compass=compass, steps=8, coarse=2, init="stepwise")
+    with pytest.raises(ValueError, match="coarse > 1 starts from SLERP"):
+        method.path(a, b)
+    with pytest.raises(TypeError):
+        OptimizerConfig(8)  # keyword-only: a new field can never shift a positional argument
