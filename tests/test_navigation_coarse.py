@@ -1,4 +1,4 @@
-"""The optimiser coarse to fine (OptimizerConfig.coarse): resampling, scaled point terms, records."""
+"""The optimiser coarse to fine (OptimizerConfig.coarse): resampling, point terms, records."""
 
 import pytest
 import torch

@@ -194,8 +194,8 @@ def test_front_door_default_is_the_label_free_optimizer_coarse_to_fine_under_the
     energy = path.config["base"]["energy"]
     assert [t["term"] for t in energy] == ["smoothness", "max_jump", "jump_cap", "density", "cycle"]
     assert energy[2] == JumpCap(10.0, 1.2).config()  # the cap c of the frames, in the energy
-    base = make_method("optimizer", aae, steps=T, iterations=4, coarse=4,
-                       energy=label_free(aae, aae.compass, cap_weight=10.0, cap_ratio=1.2))  # fmt: skip
+    capped = label_free(aae, aae.compass, cap_weight=10.0, cap_ratio=1.2)
+    base = make_method("optimizer", aae, steps=T, iterations=4, coarse=4, energy=capped)
     assert torch.equal(path.z, CappedFrames(aae, base=base).path(a, b).z)
     assert (path.records["over_cap"] >= 0).all() and path.records["frame_index"].shape == (B, T + 1)
     slerp = Navigator(aae, "slerp", steps=T).path(a, b)
