@@ -48,6 +48,7 @@ OPTIONS = {
     "graph/data": {"steps": T, "k": 3},  # images: IMAGES, the bank their inverted encodings
     "auto": {"steps": T},  # images: IMAGES; fallback: the optimiser, 4 iterations
     "capped": {},  # base: the optimiser, 4 iterations
+    "capped_fast": {"steps": T, "iterations": 4},
 }
 BANK = torch.randn(40, D, generator=torch.Generator().manual_seed(5))
 IMAGES = torch.rand(40, 6, generator=torch.Generator().manual_seed(6))
@@ -64,12 +65,15 @@ RECORDS = {  # name → per point (True) or per pair (False)
     "graph/data": {"hops": False, "cost": False},
     "auto": {"from_data": False, "hops": False},
     "capped": {"energy": False, "iterations": False, "frame_index": True, "over_cap": False},
+    "capped_fast": {"energy": False, "iterations": False, "frame_index": True, "over_cap": False},
 }
 CALLS = {"lerp": T, "slerp": T, "stepwise": T, "optimizer": 4, "ode": 1, "score": T, "sde": T,
-         "class": 4, "graph": T, "graph/data": T, "auto": 4, "capped": 4}  # fmt: skip
+         "class": 4, "graph": T, "graph/data": T, "auto": 4, "capped": 4,
+         "capped_fast": 4}  # fmt: skip
 BATCH_TOLERANCE = {"lerp": 0.0, "slerp": 0.0, "stepwise": 1e-5, "optimizer": 1e-5, "ode": 1e-4,
                    "score": 1e-5, "sde": None, "class": 1e-5, "graph": 1e-5,
-                   "graph/data": 1e-5, "auto": 1e-5, "capped": 1e-5}  # fmt: skip
+                   "graph/data": 1e-5, "auto": 1e-5, "capped": 1e-5,
+                   "capped_fast": 1e-5}  # fmt: skip
 DIFFUSION = ("ode", "score", "sde")
 
 
@@ -181,21 +185,18 @@ def test_unknown_names_and_missing_models_are_clear(aae):
         make_method("ode", aae)
 
 
-def test_front_door_default_is_the_label_free_optimizer_coarse_to_fine_under_the_cap(aae):
-    from latentnav.navigation import CappedFrames, JumpCap
-    from latentnav.navigation.energy import label_free
+def test_front_door_default_is_the_label_free_optimizer_under_the_cap(aae):
+    from latentnav.navigation import CappedFrames
 
     a, b = pairs()
     nav = Navigator(aae, steps=T, iterations=4)
     path = nav.path(a, b)
     assert path.method == "capped" and path.config["base"]["name"] == "optimizer"
-    assert path.config["base"]["coarse"] == 4
-    assert Navigator(aae).method.base.settings.iterations == 50
-    energy = path.config["base"]["energy"]
-    assert [t["term"] for t in energy] == ["smoothness", "max_jump", "jump_cap", "density", "cycle"]
-    assert energy[2] == JumpCap(10.0, 1.2).config()  # the cap c of the frames, in the energy
-    capped = label_free(aae, aae.compass, cap_weight=10.0, cap_ratio=1.2)
-    base = make_method("optimizer", aae, steps=T, iterations=4, coarse=4, energy=capped)
+    assert [t["term"] for t in path.config["base"]["energy"]] == [
+        "smoothness", "max_jump", "density", "cycle"
+    ]  # fmt: skip
+    assert path.config["base"]["coarse"] == 1
+    base = make_method("optimizer", aae, steps=T, iterations=4)
     assert torch.equal(path.z, CappedFrames(aae, base=base).path(a, b).z)
     assert (path.records["over_cap"] >= 0).all() and path.records["frame_index"].shape == (B, T + 1)
     slerp = Navigator(aae, "slerp", steps=T).path(a, b)
@@ -242,3 +243,20 @@ def test_the_navigator_given_data_puts_the_data_first_and_keeps_its_optimiser(aa
     assert nav.method.steps == T
     alone = Navigator(aae, steps=T).method  # no data: the optimiser's frames under the cap
     assert isinstance(alone, CappedFrames) and isinstance(alone.base, PathOptimizer)
+
+
+def test_capped_fast_is_the_coarse_optimiser_with_the_jump_cap_under_the_cap(aae):
+    from latentnav.navigation import CappedFrames, JumpCap
+    from latentnav.navigation.energy import label_free
+
+    a, b = pairs()
+    fast = make_method("capped_fast", aae, steps=T, iterations=4)
+    path = fast.path(a, b)
+    assert path.method == "capped_fast" and path.config["base"]["coarse"] == 4
+    assert make_method("capped_fast", aae).base.settings.iterations == 50
+    energy = path.config["base"]["energy"]
+    assert [t["term"] for t in energy] == ["smoothness", "max_jump", "jump_cap", "density", "cycle"]
+    assert energy[2] == JumpCap(10.0, 1.2).config()  # the cap c of the frames, in the energy
+    capped = label_free(aae, aae.compass, cap_weight=10.0, cap_ratio=1.2)
+    base = make_method("optimizer", aae, steps=T, iterations=4, coarse=4, energy=capped)
+    assert torch.equal(path.z, CappedFrames(aae, base=base).path(a, b).z)

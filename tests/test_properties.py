@@ -137,7 +137,8 @@ CHEAP = {"lerp": {}, "slerp": {}, "stepwise": {"max_corrections": 2, "langevin_n
 COSTLY = {"optimizer": {"iterations": 2}, "ode": {"rtol": 1e-2, "atol": 1e-2},
           "score": {"corrections": 1}, "sde": {"substeps": 2},
           "class": {"iterations": 2}, "graph": {"k": 3},
-          "auto": {"fallback": "slerp"}, "capped": {}}  # fmt: skip
+          "auto": {"fallback": "slerp"}, "capped": {},
+          "capped_fast": {"iterations": 2}}  # fmt: skip
 
 
 def navigator(name: str, d: int, steps: int):
@@ -192,7 +193,7 @@ def test_cheap_methods_return_finite_paths_or_name_the_argument(name, d, steps, 
 @given(st.sampled_from([1, 3]), st.data())
 def test_costly_methods_return_finite_paths_or_name_the_argument(name, d, data):
     b = data.draw(st.integers(1, 12))
-    huge_known = {*HUGE_FAILS, "capped"}  # capped: its base, the optimiser, is known (below)
+    huge_known = {*HUGE_FAILS, "capped", "capped_fast"}  # their base, the optimiser, is known
     kinds = [k for k in KINDS if k != "huge" or name not in huge_known]  # known, tested below
     first = data.draw(latents(d=d, max_b=12, kinds=kinds))
     second = (make_values(b, d, torch.float32, "normal", 0), None)  # often a valid pair

@@ -35,7 +35,12 @@ from latentnav.navigation.energy import (
     label_free,
     with_classes,
 )
-from latentnav.navigation.frames import CappedFrames, capped_optimizer, select_frames
+from latentnav.navigation.frames import (
+    CappedFrames,
+    FastCappedFrames,
+    capped_optimizer,
+    select_frames,
+)
 from latentnav.navigation.graph import attach_data_graph, has_data_graph
 from latentnav.navigation.methods import METHODS, Method, check_pair, make_method, register_method
 from latentnav.navigation.optimizer import OptimizerConfig, PathOptimizer
@@ -57,6 +62,7 @@ __all__ = [
     "attach_data_graph",
     "cluster_classifier",
     "CappedFrames",
+    "FastCappedFrames",
     "select_frames",
     "attach_cluster_classifier",
     "StepwiseConfig",

@@ -38,12 +38,12 @@ from latentnav.navigation.energy import Energy, PathContext, default_energy
 from latentnav.navigation.methods import Method, make_method, register_method
 from latentnav.navigation.path import LatentPath
 
-__all__ = ["select_frames", "CappedFrames", "capped_optimizer"]
+__all__ = ["select_frames", "CappedFrames", "FastCappedFrames", "capped_optimizer"]
 
 DEFAULT_RATIO = 1.2  # c and pieces per segment of the default navigator (RESULTS §6.15, dev pairs)
 DEFAULT_SUBDIVIDE = 8
 DEFAULT_MIX: tuple[float, ...] = ()
-DEFAULT_COARSE = 4  # the default base: T / 4 steps, 50 iterations, JumpCap(10, c) (§6.16, dev)
+DEFAULT_COARSE = 4  # "capped_fast": T / 4 steps, 50 iterations, JumpCap(10, c) (§6.16, dev)
 DEFAULT_ITERATIONS = 50
 DEFAULT_CAP_WEIGHT = 10.0
 DISTANCES = 2**23  # pairwise distances held at once (G · N², G pairs of N points each)
@@ -203,15 +203,32 @@ class CappedFrames(Method):
 
 
 def capped_optimizer(aae: nn.Module, **options: Any) -> CappedFrames:
-    """The default navigation method (RESULTS §6.16): the optimiser coarse to fine (T / 4 steps,
-    50 iterations, :func:`~latentnav.navigation.energy.default_energy` with JumpCap(10, c)), its
-    frames re-chosen under the default cap c; ``options`` are the optimiser's (``steps``,
-    ``iterations``, ``coarse``, ``energy``, ``compass``, ...) and replace these defaults."""
-    options = {"coarse": DEFAULT_COARSE, "iterations": DEFAULT_ITERATIONS, **options}
-    compass = options.get("compass")
-    compass = compass if compass is not None else getattr(aae, "compass", None)
-    if options.get("energy") is None and compass is not None:
-        options["energy"] = default_energy(
-            aae, compass, cap_weight=DEFAULT_CAP_WEIGHT, cap_ratio=DEFAULT_RATIO
-        )
+    """The default navigation method (RESULTS §6.15): the optimiser, ``options`` its fields
+    (``steps``, ``iterations``, ``energy``, ...), its frames re-chosen under the default cap."""
     return CappedFrames(aae, base=make_method("optimizer", aae, **options))
+
+
+@register_method("capped_fast")
+class FastCappedFrames(CappedFrames):
+    """``FastCappedFrames(aae, ratio=1.2, subdivide=8, **options)``: :class:`CappedFrames` over
+    the optimiser coarse to fine (``coarse`` = 4: T / 4 steps, their point terms × 4; 50
+    iterations; :func:`~latentnav.navigation.energy.default_energy` with JumpCap(10, c)), so
+    about a fifth of the default's compute (RESULTS §6.16: 5.5–5.7× on 1 000 pairs, smaller
+    jumps, less clean frames); ``options`` are the optimiser's and replace these."""
+
+    def __init__(
+        self,
+        aae: nn.Module,
+        ratio: float = DEFAULT_RATIO,
+        subdivide: int = DEFAULT_SUBDIVIDE,
+        **options: Any,
+    ):
+        options = {"coarse": DEFAULT_COARSE, "iterations": DEFAULT_ITERATIONS, **options}
+        compass = options.get("compass")
+        compass = compass if compass is not None else getattr(aae, "compass", None)
+        if options.get("energy") is None and compass is not None:
+            options["energy"] = default_energy(
+                aae, compass, cap_weight=DEFAULT_CAP_WEIGHT, cap_ratio=float(ratio)
+            )
+        base = make_method("optimizer", aae, **options)
+        super().__init__(aae, base=base, ratio=ratio, subdivide=subdivide)
