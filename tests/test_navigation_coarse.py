@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from latentnav.aae import AAE, AAEConfig
-from latentnav.interpolation import interpolate
+from latentnav.interpolation import _slerp, interpolate
 from latentnav.navigation import PathContext, make_method
 from latentnav.navigation.energy import label_free
-from latentnav.navigation.optimizer import OptimizerConfig, resample
+from latentnav.navigation.optimizer import OptimizerConfig, coarse_steps, optimize, resample
 from latentnav.networks import LatentDiscriminator
 
 
@@ -28,8 +28,19 @@ def test_resample_keeps_the_nodes_and_slerps_each_segment():
     assert fine.shape == (3, 13, 4) and torch.equal(fine[:, ::3], z)
     for k in range(4):
         torch.testing.assert_close(fine[:, 3 * k : 3 * k + 4], interpolate(z[:, k], z[:, k + 1], 3))
-    odd = resample(z, 7)  # T not a multiple of T₀: the ends stay, the rest lies on the segments
-    assert odd.shape == (3, 8, 4) and torch.equal(odd[:, [0, -1]], z[:, [0, -1]])
+    odd = resample(z.double()[:1], 7)  # T not a multiple of T₀: each point on its segment
+    assert odd.shape == (1, 8, 4) and odd.dtype == torch.float64
+    for j in range(8):
+        k, t = min(4 * j // 7, 3), (4 * j % 7) / 7 if 4 * j // 7 < 4 else 1.0
+        expected = _slerp(z.double()[:1, k], z.double()[:1, k + 1], t)
+        torch.testing.assert_close(odd[:, j], expected)
+
+
+def test_the_coarse_size_divides_t_or_the_optimiser_stays_plain():
+    assert [coarse_steps(t, 4) for t in (2, 3, 5, 8, 10, 12, 31, 32)] == [
+        None, None, None, 2, 2, 3, None, 8
+    ]  # fmt: skip
+    assert coarse_steps(32, 1) is None and coarse_steps(32, 2) == 16
 
 
 def test_point_scale_multiplies_exactly_the_point_terms(setup):
@@ -60,11 +71,17 @@ def test_the_coarse_optimiser_returns_t_steps_with_the_records_of_that_path(setu
         energy = method.energy(PathContext(path.z, aae.decoder))
     torch.testing.assert_close(path.records["energy"], energy)
     assert path.records["iterations"].shape == (5,) and path.records["d_score"].shape == (5, 9)
+    # the coarse run is the optimiser on the T₀ = 2 path with the point terms × 4, nodes kept
+    settings, start = OptimizerConfig(steps=2, iterations=10), interpolate(a, b, 2)
+    coarse, _, _ = optimize(method.energy.with_point_scale(4.0), aae.decoder, start, settings)
+    torch.testing.assert_close(path.z[:, ::4], coarse, rtol=0, atol=0)
+    unscaled, _, _ = optimize(method.energy, aae.decoder, start, settings)
+    assert not torch.equal(unscaled, coarse)  # the scale changes the run (Adam: a little)
     plain = make_method("optimizer", aae, compass=compass, steps=8, iterations=10).path(a, b)
     assert not torch.allclose(plain.z, path.z)
-    # coarse = 1, or a coarse path as long as T, is the plain optimiser bit for bit
-    same = make_method("optimizer", aae, compass=compass, steps=2, iterations=10, coarse=4)
-    ref = make_method("optimizer", aae, compass=compass, steps=2, iterations=10).path(a, b)
+    # where no coarse size divides T (here T = 5) it is the plain optimiser bit for bit
+    same = make_method("optimizer", aae, compass=compass, steps=5, iterations=10, coarse=4)
+    ref = make_method("optimizer", aae, compass=compass, steps=5, iterations=10).path(a, b)
     assert torch.equal(same.path(a, b).z, ref.z)
 
 

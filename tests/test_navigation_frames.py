@@ -75,6 +75,14 @@ def test_the_programme_with_orders_finds_the_brute_force_optimum():
         select_frames(frames, costs, steps, caps, order.flip(0))
 
 
+def test_inputs_that_require_gradients_are_fine():
+    g = torch.Generator().manual_seed(4)
+    frames = torch.randn(2, 9, 3, generator=g).cumsum(1).requires_grad_()
+    costs = torch.rand(2, 9, generator=g).requires_grad_()
+    index = select_frames(frames, costs, 4, torch.ones(2))
+    assert torch.equal(index, select_frames(frames.detach(), costs.detach(), 4, torch.ones(2)))
+
+
 def test_bad_arguments_are_named():
     frames, costs = torch.zeros(2, 5, 3), torch.zeros(2, 5)
     with pytest.raises(ValueError, match="steps must be an int in"):

@@ -338,7 +338,12 @@ class _ScaledPoints:
         return [term] if isinstance(term, nn.Module) else []
 
     def config(self) -> dict[str, Any]:
-        inner = self.term.config() if hasattr(self.term, "config") else {"term": repr(self.term)}
+        term = self.term
+        inner = (
+            term.config()
+            if hasattr(term, "config")
+            else {"term": getattr(term, "__name__", repr(term))}
+        )
         return {**inner, "point_scale": self.factor}
 
 
@@ -384,7 +389,8 @@ def with_classes(
 def default_energy(aae: nn.Module, compass: nn.Module, **overrides: Any) -> Energy:
     """The path optimiser's default: :func:`with_classes` on ``aae.cluster_classifier`` (label-free
     classes, :func:`~latentnav.navigation.clusters.attach_cluster_classifier`) when the AAE stores
-    one, else :func:`label_free` (RESULTS §6.14); ``overrides`` go to the preset."""
+    one, else :func:`label_free` (RESULTS §6.14); ``overrides`` go to the preset, so
+    ``class_weight`` needs the stored classifier and weights are relative to that preset's."""
     classifier = getattr(aae, "cluster_classifier", None)
     if classifier is None:
         return label_free(aae, compass, **overrides)

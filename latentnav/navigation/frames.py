@@ -60,8 +60,15 @@ def select_frames(
     decoded candidate points, the first the start and the last the end, ``costs`` (B, N) (those
     of the two ends are ignored), ``steps`` T, ``cap`` (B,) the largest allowed step, ``order``
     (N,) each point's position along the path (default 0..N − 1): a step goes from i to j only
-    where order_i < order_j. Computed in the inputs' precision (float32 from CappedFrames: the
-    programme only compares and adds, and float32 matches float64 on the tests' brute force)."""
+    where order_i < order_j. Computed in the inputs' precision, without gradients (float32 from
+    CappedFrames: the programmes only compare and add, but a float32 ``cdist`` over many pixels
+    goes through matrix products, about 0.1 % relative error on 784-pixel frames, so a step may
+    pass the cap by that much; ``over_cap`` is measured directly on the chosen frames)."""
+    with torch.no_grad():
+        return _select_frames(frames.detach(), costs.detach(), steps, cap.detach(), order)
+
+
+def _select_frames(frames, costs, steps, cap, order):
     b, m1 = costs.shape
     order = torch.arange(m1, device=costs.device) if order is None else order.to(costs.device)
     if (
@@ -211,10 +218,11 @@ def capped_optimizer(aae: nn.Module, **options: Any) -> CappedFrames:
 @register_method("capped_fast")
 class FastCappedFrames(CappedFrames):
     """``FastCappedFrames(aae, ratio=1.2, subdivide=8, **options)``: :class:`CappedFrames` over
-    the optimiser coarse to fine (``coarse`` = 4: T / 4 steps, their point terms × 4; 50
-    iterations; :func:`~latentnav.navigation.energy.default_energy` with JumpCap(10, c)), so
-    about a fifth of the default's compute (RESULTS §6.16: 5.5–5.7× on 1 000 pairs, smaller
-    jumps, less clean frames); ``options`` are the optimiser's and replace these."""
+    the optimiser coarse to fine (``coarse`` = 4: T / 4 steps where 4 divides T, their point
+    terms × 4, see :class:`~latentnav.navigation.optimizer.OptimizerConfig`; 50 iterations;
+    :func:`~latentnav.navigation.energy.default_energy` with JumpCap(10, c)), so about a fifth of
+    the default's compute (RESULTS §6.16: 5.5–5.7× on 1 000 pairs, smaller jumps, less clean
+    frames); ``options`` are the optimiser's and replace these."""
 
     def __init__(
         self,

@@ -39,10 +39,12 @@ class OptimizerConfig:
     replaced by (I + α L)⁻¹ ∇ with L the second difference along the path (CHOMP's covariant
     step, Ratliff et al. 2009; 0: the plain gradient); smooth: what the preconditioner acts on,
     ``"gradient"`` (before Adam) or ``"step"`` (Adam's step, so its per-coordinate scaling does
-    not undo the kernel); coarse: k > 1 optimises a path of T₀ = ⌈T / k⌉ steps instead, its point
-    terms × T / T₀ (:meth:`~latentnav.navigation.energy.Energy.with_point_scale`: the same
-    integral with fewer points), then resamples it to T steps by SLERP along its segments;
-    eps: band of the ``accepted`` record (reporting only)."""
+    not undo the kernel); coarse: k > 1 optimises a path of T₀ steps instead, T₀ the largest
+    divisor of T with 2 ≤ T₀ ≤ ⌈T / k⌉ (none, e.g. T prime or T ≤ 3: the plain optimiser), its point
+    terms × T / T₀ (:meth:`~latentnav.navigation.energy.Energy.with_point_scale`: their sum is
+    the same integral with fewer points; MaxJump is not rescaled), then resamples it to T steps
+    by SLERP along its segments, every coarse point kept; only from SLERP (``path``, not
+    ``from_start``); eps: band of the ``accepted`` record (reporting only)."""
 
     steps: int = 32
     iterations: int = 100
@@ -126,13 +128,21 @@ def optimize(
     return full, final, iterations
 
 
+def coarse_steps(steps: int, coarse: int) -> int | None:
+    """T₀ of ``OptimizerConfig.coarse``: the largest divisor of T in [2, ⌈T / k⌉], else None."""
+    if coarse <= 1:
+        return None
+    top = math.ceil(steps / coarse)
+    return next((t for t in range(min(top, steps - 1), 1, -1) if steps % t == 0), None)
+
+
 def resample(z: torch.Tensor, steps: int) -> torch.Tensor:
     """A path (B, T₀ + 1, d) → (B, T + 1, d), T = ``steps``: the points at s = j·T₀/T of its
     index, each by SLERP on its segment (T a multiple of T₀ keeps every node)."""
     b, n, d = z.shape
-    s = torch.arange(steps + 1, dtype=torch.float64) * (n - 1) / steps
-    k = s.floor().long().clamp(max=n - 2)
-    t = (s - k).to(z).repeat(b)
+    j = torch.arange(steps + 1, device=z.device) * (n - 1)  # s = j / T, exact in integers
+    k = (j // steps).clamp(max=n - 2)
+    t = ((j - k * steps).to(z) / steps).repeat(b)
     a, c = z[:, k].reshape(-1, d), z[:, k + 1].reshape(-1, d)
     return _slerp(a, c, t).view(b, steps + 1, d)
 
@@ -192,9 +202,8 @@ class PathOptimizer(Method):
         return start
 
     def _path(self, z_a, z_b, callback):
-        steps = self.settings.steps
-        coarse = max(2, math.ceil(steps / self.settings.coarse))
-        if coarse < steps:
+        coarse = coarse_steps(self.settings.steps, self.settings.coarse)
+        if coarse is not None:
             return self._coarse_path(z_a, z_b, coarse, callback)
         with frozen(*self.modules()):
             start = self._start(z_a, z_b)
