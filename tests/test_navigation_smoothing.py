@@ -86,3 +86,37 @@ def test_a_bad_smoothing_is_refused(bad):
         OptimizerConfig(smoothing=bad)
     with pytest.raises(ValueError, match="smooth must be 'gradient' or 'step'"):
         OptimizerConfig(smooth="adam")
+
+
+def test_compacting_evaluates_only_active_pairs_and_matches_the_masked_loop(setup):
+    # Pairs converge at different iterations (a coarse tol); compacting drops them from the batch,
+    # masking keeps them: the same paths and iteration counts, fewer decoded rows.
+    aae, compass, a, b = setup
+    rows = []
+
+    class Counting(torch.nn.Module):
+        def __init__(self, decoder):
+            super().__init__()
+            self.decoder = decoder
+
+        def forward(self, z):
+            rows.append(len(z))
+            return self.decoder(z)
+
+    from latentnav.navigation.energy import label_free
+
+    energy = label_free(aae, compass, cap_weight=10.0)
+    start = interpolate(a, b, 8)
+    out, counts = {}, {}
+    for compact in (False, True):
+        rows.clear()
+        config = OptimizerConfig(steps=8, iterations=40, tol=3e-3, compact=compact)
+        out[compact] = optimize(energy, Counting(aae.decoder), start, config)
+        counts[compact] = sum(rows)
+    iterations = out[True][2]
+    assert torch.equal(iterations, out[False][2]) and iterations.min() < iterations.max()
+    torch.testing.assert_close(out[True][0], out[False][0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(out[True][1], out[False][1], atol=1e-4, rtol=1e-5)
+    assert counts[True] < counts[False]
+    with pytest.raises(ValueError, match="compact must be None, True or False"):
+        OptimizerConfig(compact="yes")

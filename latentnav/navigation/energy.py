@@ -76,6 +76,19 @@ class PathContext:
         b, n = self.z.shape[:2]
         return self.images.reshape(b, n, -1).diff(dim=1).square().sum(2)
 
+    def subset(self, index: torch.Tensor) -> PathContext:
+        """The context of pairs ``index`` (K,) int64, with what is already computed sliced, not
+        recomputed (the reference too)."""
+        reference = None if self.reference is None else self.reference.subset(index)
+        out = PathContext(self.z[index], self.decoder, reference)
+        b, n = self.z.shape[:2]
+        if "images" in self.__dict__:
+            images = self.__dict__["images"]
+            out.__dict__["images"] = images.view(b, n, *images.shape[1:])[index].flatten(0, 1)
+        if "squared_steps" in self.__dict__:
+            out.__dict__["squared_steps"] = self.__dict__["squared_steps"][index]
+        return out
+
     def inner_images(self) -> torch.Tensor:
         """Frames of the interior points, (B·(T − 1), *image_shape)."""
         b, n = self.z.shape[:2]

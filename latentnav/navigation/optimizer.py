@@ -44,7 +44,9 @@ class OptimizerConfig:
     terms × T / T₀ (:meth:`~latentnav.navigation.energy.Energy.with_point_scale`: their sum is
     the same integral with fewer points; MaxJump is not rescaled), then resamples it to T steps
     by SLERP along its segments, every coarse point kept; only from SLERP (``path``, not
-    ``from_start``); eps: band of the ``accepted`` record (reporting only)."""
+    ``from_start``); compact: evaluate only the pairs still active (those not yet within
+    ``tol``), so converged pairs cost nothing (a host sync per iteration; None: on CPU only,
+    masks on other devices); eps: band of the ``accepted`` record (reporting only)."""
 
     steps: int = 32
     iterations: int = 100
@@ -54,6 +56,7 @@ class OptimizerConfig:
     smoothing: float = 0.0
     smooth: str = "gradient"
     coarse: int = 1
+    compact: bool | None = None
     eps: float = 0.1
 
     def __post_init__(self) -> None:
@@ -68,6 +71,8 @@ class OptimizerConfig:
             raise ValueError(f"smoothing must be a finite float ≥ 0, got {self.smoothing!r}")
         if not (isinstance(self.coarse, int) and self.coarse >= 1):
             raise ValueError(f"coarse must be an int ≥ 1, got {self.coarse!r}")
+        if self.compact not in (None, True, False):
+            raise ValueError(f"compact must be None, True or False, got {self.compact!r}")
         if self.smooth not in ("gradient", "step"):
             raise ValueError(f"smooth must be 'gradient' or 'step', got {self.smooth!r}")
         if not 0 < self.lr_decay <= 1:
@@ -92,14 +97,28 @@ def optimize(
     previous = None
     smoother = _smoother(start.shape[1] - 2, c.smoothing, start) if c.smoothing > 0 else None
     reference = PathContext(start, decoder)  # the start path: terms measure against it
+    compact = c.compact if c.compact is not None else device.type == "cpu"
+    rows, part_reference = len(start), reference  # compacting: the active pairs and their start
     for i in range(c.iterations):
         if c.lr_decay < 1:
             cosine = 0.5 * (1 + math.cos(math.pi * i / max(c.iterations - 1, 1)))
             optimizer.param_groups[0]["lr"] = c.lr * (c.lr_decay + (1 - c.lr_decay) * cosine)
         full = torch.cat([start[:, :1], inner, start[:, -1:]], 1)
-        value = energy(PathContext(full, decoder, reference))
         optimizer.zero_grad(set_to_none=True)
-        value.sum().backward()
+        if compact and previous is not None and not bool(active.all()):
+            index = active.nonzero()[:, 0]
+            if len(index) != rows:  # active pairs only ever leave: a new count, a new set
+                rows, part_reference = len(index), reference.subset(index)
+            value = previous.clone()
+            if rows:
+                part = energy(PathContext(full[index], decoder, part_reference))
+                part.sum().backward()
+                value[index] = part.detach()
+            if inner.grad is None:  # nothing was evaluated
+                inner.grad = torch.zeros_like(inner)
+        else:
+            value = energy(PathContext(full, decoder, reference))
+            value.sum().backward()
         with torch.no_grad():  # A pair whose energy or gradient is not finite stops here.
             active &= torch.isfinite(value) & torch.isfinite(inner.grad).flatten(1).all(1)
         keep = active[:, None, None]  # masks, not indexing: no host sync on CUDA
