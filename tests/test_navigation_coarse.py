@@ -3,22 +3,12 @@
 import pytest
 import torch
 
-from latentnav.aae import AAE, AAEConfig
 from latentnav.interpolation import _slerp, interpolate
 from latentnav.navigation import PathContext, make_method
 from latentnav.navigation.energy import label_free
 from latentnav.navigation.optimizer import OptimizerConfig, coarse_steps, optimize, resample
-from latentnav.networks import LatentDiscriminator
 
-
-@pytest.fixture(scope="module")
-def setup():
-    torch.manual_seed(0)
-    aae = AAE(AAEConfig(image_shape=(6,), latent_dim=3, hidden=(16,), disc_hidden=(16,))).eval()
-    compass = LatentDiscriminator(3, (16,)).eval()
-    g = torch.Generator().manual_seed(1)
-    a, b = torch.randn(5, 3, generator=g), 1.5 * torch.randn(5, 3, generator=g)
-    return aae, compass, a, b
+pytest_plugins = ["_optimizer_fixtures"]
 
 
 def test_resample_keeps_the_nodes_and_slerps_each_segment():

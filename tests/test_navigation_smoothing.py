@@ -3,21 +3,11 @@
 import pytest
 import torch
 
-from latentnav.aae import AAE, AAEConfig
 from latentnav.interpolation import interpolate
 from latentnav.navigation import Energy, make_method
 from latentnav.navigation.optimizer import OptimizerConfig, _smoother, optimize
-from latentnav.networks import LatentDiscriminator
 
-
-@pytest.fixture(scope="module")
-def setup():
-    torch.manual_seed(0)
-    aae = AAE(AAEConfig(image_shape=(6,), latent_dim=3, hidden=(16,), disc_hidden=(16,))).eval()
-    compass = LatentDiscriminator(3, (16,)).eval()
-    g = torch.Generator().manual_seed(1)
-    a, b = torch.randn(5, 3, generator=g), 1.5 * torch.randn(5, 3, generator=g)
-    return aae, compass, a, b
+pytest_plugins = ["_optimizer_fixtures"]
 
 
 def test_the_smoother_inverts_identity_plus_alpha_times_the_second_difference():
