@@ -345,19 +345,10 @@ class _ScaledPoints:
         return self.factor * self.term.per_point(context)
 
     def modules(self) -> list[nn.Module]:
-        term = self.term
-        if hasattr(term, "modules") and not isinstance(term, nn.Module):
-            return term.modules()
-        return [term] if isinstance(term, nn.Module) else []
+        return Energy(self.term).modules()  # the one rule for what a term evaluates
 
     def config(self) -> dict[str, Any]:
-        term = self.term
-        inner = (
-            term.config()
-            if hasattr(term, "config")
-            else {"term": getattr(term, "__name__", repr(term))}
-        )
-        return {**inner, "point_scale": self.factor}
+        return {**Energy(self.term).config()[0], "point_scale": self.factor}
 
 
 # -- named presets (RESULTS §6.5 label-free choice; §6.8 with labels, d = 8 dev choice) ----------
