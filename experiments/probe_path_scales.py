@@ -43,11 +43,11 @@ from path_optimizer_sweep import pair_set
 
 from latentnav.aae import AAE
 from latentnav.data import load_mnist
-from latentnav.interpolation import interpolate
 from latentnav.metrics import ood_detector, reconstruction_floor, reference_classifier
 from latentnav.navigation import Navigator
 from latentnav.navigation.energy import label_free, with_classes
 from latentnav.navigation.graph import data_bank
+from latentnav.navigation.optimizer import resample
 from latentnav.navigation.scales import path_scales, scale_free
 
 
@@ -269,24 +269,11 @@ def main(argv: list[str] | None = None) -> None:
             nav = Navigator(aae, "optimizer", energy=energy, steps=32, **fields)
         start = time.perf_counter()
         if "coarse" in opt:
-            t0 = int(opt["coarse"])
-            import copy
-
-            from latentnav.navigation.energy import Energy
-
-            coarse_terms = []  # cw: the point terms' weights × cw at T₀ (cw = T / T₀: the same
-            for term in energy.terms:  # integral over the path with fewer points)
-                if hasattr(term, "per_point") and "cw" in opt:
-                    term = copy.copy(term)
-                    term.weight = term.weight * opt["cw"]
-                coarse_terms.append(term)
-            coarse = Navigator(aae, "optimizer", energy=Energy(*coarse_terms), steps=t0,
+            t0 = int(opt["coarse"])  # cw: the point terms × cw at T₀ (cw = 32 / T₀: the same sum)
+            coarse_energy = energy.with_point_scale(opt["cw"]) if "cw" in opt else energy
+            coarse = Navigator(aae, "optimizer", energy=coarse_energy, steps=t0,
                                iterations=int(opt.get("cit", 100)))  # fmt: skip
-            zc = coarse.path(za, zb).z
-            sub = 32 // t0
-            start_path = torch.cat(
-                [interpolate(zc[:, k], zc[:, k + 1], sub)[:, :-1] for k in range(t0)]
-                + [zc[:, -1:]], 1)  # fmt: skip
+            start_path = resample(coarse.path(za, zb).z, 32)
             path = nav.method.from_start(start_path, za, zb)
         elif "ginit" in opt:  # start from the graph path (k = ginit, power 2)
             bank = bank if bank is not None else data_bank(aae, graph_images, args.keep)
