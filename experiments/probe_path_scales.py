@@ -61,7 +61,19 @@ def load_model(path: str) -> tuple[AAE, object]:
     return AAE.load(path).eval(), None
 
 
-FLOAT_OPTIONS = {"t0", "step_size", "eps", "weight", "lr", "tol", "power", "hop", "invert"}
+FLOAT_OPTIONS = {
+    "t0",
+    "step_size",
+    "eps",
+    "weight",
+    "lr",
+    "tol",
+    "power",
+    "hop",
+    "invert",
+    "lr_decay",
+    "ratio",
+}
 
 
 def method_options(kw: dict[str, float], diffusion, discriminator) -> dict:

@@ -85,3 +85,23 @@ def test_the_coarse_option_is_checked(setup):
         method.path(a, b)
     with pytest.raises(TypeError):
         OptimizerConfig(8)  # keyword-only: a new field can never shift a positional argument
+
+
+def test_refine_continues_at_t_from_the_resampled_coarse_path(setup):
+    aae, compass, a, b = setup
+    seen = []
+    fields = {"compass": compass, "steps": 8, "iterations": 10, "coarse": 4}
+    method = make_method("optimizer", aae, refine=6, **fields)
+    path = method.path(a, b, callback=lambda s: seen.append(tuple(s["z"].shape)))
+    assert seen == [(5, 3, 3)] * 10 + [(5, 9, 3)] * 6  # the coarse iterations, then the fine
+    coarse = make_method("optimizer", aae, **fields).path(a, b)  # refine = 0: resampled only
+    settings = OptimizerConfig(steps=8, iterations=6)
+    fine, energy, iterations = optimize(method.energy, aae.decoder, coarse.z, settings)
+    torch.testing.assert_close(path.z, fine, rtol=0, atol=0)
+    torch.testing.assert_close(path.records["energy"], energy)
+    assert torch.equal(path.records["iterations"], coarse.records["iterations"] + iterations)
+    assert torch.equal(path.z[:, 0], a) and torch.equal(path.z[:, -1], b)
+    assert not torch.equal(path.z, coarse.z)
+    for bad in (-1, 2.0):
+        with pytest.raises(ValueError, match="refine must be an int ≥ 0"):
+            OptimizerConfig(refine=bad)

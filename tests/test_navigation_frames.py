@@ -169,6 +169,10 @@ def test_mixing_in_slerp_holds_the_cap_where_the_path_alone_cannot():
     alone = CappedFrames(aae, base="slerp", energy=energy).select(base)
     mixed = CappedFrames(aae, base="slerp", energy=energy, mix=(0.5, 0.0)).select(base)
     assert (alone.records["over_cap"] > 0).all()  # the detour is too long for T steps under c
-    assert torch.equal(mixed.records["over_cap"], torch.zeros(4))
+    with torch.no_grad():  # held up to float32 cdist's error (the select_frames docstring)
+        straight = make_method("slerp", None, steps=8).path(za, zb).decode(aae).flatten(2)
+        cap = 1.2 * straight.diff(dim=1).norm(dim=-1).amax(1)
+    assert (mixed.records["over_cap"] <= 1e-3 * cap).all()
+    assert (alone.records["over_cap"] > 1e-3 * cap).all()
     assert torch.equal(mixed.z[:, 0], za) and torch.equal(mixed.z[:, -1], zb)
     assert mixed.config["mix"] == [0.5, 0.0]

@@ -35,7 +35,7 @@ from torch import nn
 from latentnav._modules import frozen
 from latentnav.interpolation import interpolate
 from latentnav.navigation.energy import Energy, PathContext, default_energy
-from latentnav.navigation.methods import Method, make_method, register_method
+from latentnav.navigation.methods import Method, check_steps, make_method, register_method
 from latentnav.navigation.path import LatentPath
 
 __all__ = ["select_frames", "CappedFrames", "FastCappedFrames", "capped_optimizer"]
@@ -141,8 +141,10 @@ class CappedFrames(Method):
         subdivide: int = DEFAULT_SUBDIVIDE,
         mix: tuple[float, ...] = DEFAULT_MIX,
         energy: Energy | None = None,
+        steps: int | None = None,
     ):
         super().__init__(aae)
+        steps = None if steps is None else check_steps(steps)
         if not ratio > 0:
             raise ValueError(f"ratio (c) must be > 0, got {ratio!r}")
         if not (isinstance(subdivide, int) and subdivide >= 1):
@@ -155,18 +157,19 @@ class CappedFrames(Method):
         self.energy = energy if energy is not None else getattr(self.base, "energy", None)
         if self.energy is None or not hasattr(self.energy, "per_point"):
             raise ValueError("capped frames need energy= (an Energy) for a base without one")
-        self.ratio, self.subdivide, self.mix = float(ratio), subdivide, mix
+        self.ratio, self.subdivide, self.mix, self.steps = float(ratio), subdivide, mix, steps
 
     def config(self) -> dict[str, Any]:
         base = self.base.config()
-        return {"steps": base.get("steps"), "ratio": self.ratio, "subdivide": self.subdivide,
+        steps = self.steps if self.steps is not None else base.get("steps")
+        return {"steps": steps, "ratio": self.ratio, "subdivide": self.subdivide,
                 "mix": list(self.mix), "base": {"name": self.base.name, **base}}  # fmt: skip
 
     def _path(self, z_a, z_b, callback):
         return self.select(self.base._path(z_a, z_b, callback))
 
     def select(self, base: LatentPath) -> LatentPath:
-        """The capped frames along a given path (``base.z`` (B, T + 1, d), its endpoints kept)."""
+        """The capped frames along a given path (``base.z`` (B, T₀ + 1, d), its endpoints kept)."""
         z0 = base.z.detach()
         points = (1 + len(self.mix)) * (z0.shape[1] - 1) * self.subdivide + 1
         group = max(1, DISTANCES // points**2)
@@ -189,12 +192,19 @@ class CappedFrames(Method):
         return z, order
 
     def _choose(self, path: torch.Tensor):
-        """One group of pairs' base path (G, T + 1, d) → (z, frame_index, over_cap)."""
-        steps = path.shape[1] - 1
+        """One group of pairs' base path (G, T₀ + 1, d) → (z, frame_index, over_cap), T + 1
+        frames (T = ``steps``, default T₀)."""
+        base_steps = path.shape[1] - 1
+        steps = self.steps if self.steps is not None else base_steps
         modules = self.energy.modules() if hasattr(self.energy, "modules") else []
         with frozen(self.aae.decoder, *modules), torch.no_grad():
             straight = interpolate(path[:, 0], path[:, -1], steps, "slerp")
-            dense, order = self._candidates(path, straight)
+            along = (
+                straight
+                if steps == base_steps
+                else interpolate(path[:, 0], path[:, -1], base_steps, "slerp")
+            )
+            dense, order = self._candidates(path, along)
             context = PathContext(dense, self.aae.decoder)
             costs = torch.nn.functional.pad(self.energy.per_point(context), (1, 1))
             cap = self.ratio * PathContext(straight, self.aae.decoder).squared_steps.amax(1).sqrt()

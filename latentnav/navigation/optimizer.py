@@ -44,9 +44,11 @@ class OptimizerConfig:
     terms × T / T₀ (:meth:`~latentnav.navigation.energy.Energy.with_point_scale`: their sum is
     the same integral with fewer points; MaxJump is not rescaled), then resamples it to T steps
     by SLERP along its segments, every coarse point kept; only from SLERP (``path``, not
-    ``from_start``); compact: evaluate only the pairs still active (those not yet within
-    ``tol``), so converged pairs cost nothing (a host sync per iteration; None: on CPU only,
-    masks on other devices); eps: band of the ``accepted`` record (reporting only)."""
+    ``from_start``); refine: with ``coarse``, then this many iterations at T from the resampled
+    path under the unscaled energy (0: the resampled path as it is); compact: evaluate only the
+    pairs still active (those not yet within ``tol``), so converged pairs cost nothing (a host
+    sync per iteration; None: on CPU only, masks on other devices); eps: band of the
+    ``accepted`` record (reporting only)."""
 
     steps: int = 32
     iterations: int = 100
@@ -56,6 +58,7 @@ class OptimizerConfig:
     smoothing: float = 0.0
     smooth: str = "gradient"
     coarse: int = 1
+    refine: int = 0
     compact: bool | None = None
     eps: float = 0.1
 
@@ -71,6 +74,8 @@ class OptimizerConfig:
             raise ValueError(f"smoothing must be a finite float ≥ 0, got {self.smoothing!r}")
         if not (isinstance(self.coarse, int) and self.coarse >= 1):
             raise ValueError(f"coarse must be an int ≥ 1, got {self.coarse!r}")
+        if not (isinstance(self.refine, int) and self.refine >= 0):
+            raise ValueError(f"refine must be an int ≥ 0, got {self.refine!r}")
         if self.compact not in (None, True, False):
             raise ValueError(f"compact must be None, True or False, got {self.compact!r}")
         if self.smooth not in ("gradient", "step"):
@@ -229,12 +234,13 @@ class PathOptimizer(Method):
         return self.from_start(start, z_a, z_b, callback)
 
     def _coarse_path(self, z_a, z_b, coarse, callback):
-        """The ``coarse`` option: optimise T₀ = ``coarse`` steps, resample to T; the records are
-        those of the returned path (``energy`` under the unscaled energy) and the coarse run's
-        ``iterations``; ``callback`` sees the coarse iterations."""
+        """The ``coarse`` option: optimise T₀ = ``coarse`` steps, resample to T, then ``refine``
+        iterations at T; the records are those of the returned path (``energy`` under the
+        unscaled energy) and the iterations of both runs; ``callback`` sees the coarse
+        iterations, then the fine ones."""
         if self.init != "slerp":
             raise ValueError("coarse > 1 starts from SLERP; pass init='slerp' or coarse=1")
-        steps = self.settings.steps
+        steps, refine = self.settings.steps, self.settings.refine
         with frozen(*self.modules()):
             start = interpolate(z_a, z_b, coarse, "slerp")
             energy = self.energy.with_point_scale(steps / coarse)
@@ -242,6 +248,10 @@ class PathOptimizer(Method):
             z0, _, iterations = optimize(energy, self.aae.decoder, start, settings, callback)
             z = resample(z0, steps)
             z[:, 0], z[:, -1] = z_a, z_b
+            if refine:
+                fine = replace(self.settings, iterations=refine)
+                z, value, more = optimize(self.energy, self.aae.decoder, z, fine, callback)
+                return self._finish(z, {"energy": value, "iterations": iterations + more})
             with torch.no_grad():
                 records = {"energy": self.energy(PathContext(z, self.aae.decoder)),
                            "iterations": iterations}  # fmt: skip
