@@ -249,8 +249,8 @@ def main(argv: list[str] | None = None) -> None:
             else:
                 options["bank"] = bank
             nav = Navigator(aae, "graph", steps=32, **options)
-        elif name == "default":  # exactly the front door: Navigator(aae)
-            nav = Navigator(aae, steps=32)
+        elif name == "default":  # exactly the front door: Navigator(aae[, **optimiser fields])
+            nav = Navigator(aae, steps=32, **method_options(kw, None, None))
         elif name == "auto":  # Navigator(aae, data=images): the data graph first, else the default
             nav = Navigator(aae, data=graph_images, steps=32)
         elif name not in ("label_free", "scale_free", "clusters", "spectral", "labels"):
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             keys = ("it", "lr", "tol", "coarse", "decay", "init_t0", "init_n", "sw", "st0",
                     "ginit", "cap", "sub", "mix", "polish", "pcap", "smooth", "smode", "cw",
-                    "cit")  # fmt: skip
+                    "cit", "rep")  # fmt: skip
             opt = {k: kw.pop(k) for k in keys if k in kw}
             if name == "label_free":
                 energy = label_free(aae, aae.compass, **kw)
@@ -277,7 +277,8 @@ def main(argv: list[str] | None = None) -> None:
             fields = {"iterations": int(opt.get("it", 100)), "lr": opt.get("lr", 0.05),
                       "tol": opt.get("tol", 1e-4), "lr_decay": opt.get("decay", 1.0),
                       "smoothing": opt.get("smooth", 0.0),
-                      "smooth": opt.get("smode", "gradient")}  # fmt: skip
+                      "smooth": opt.get("smode", "gradient"),
+                      "reparametrize": int(opt.get("rep", 0))}  # fmt: skip
             nav = Navigator(aae, "optimizer", energy=energy, steps=32, **fields)
         start = time.perf_counter()
         if "coarse" in opt:

@@ -28,7 +28,7 @@ from latentnav.navigation.energy import Energy, PathContext, default_energy
 from latentnav.navigation.methods import Callback, Method, make_method, register_method
 from latentnav.navigation.path import LatentPath
 
-__all__ = ["OptimizerConfig", "PathOptimizer", "optimize", "resample"]
+__all__ = ["OptimizerConfig", "PathOptimizer", "optimize", "resample", "equal_arc"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,8 +47,11 @@ class OptimizerConfig:
     ``from_start``); refine: with ``coarse``, then this many iterations at T from the resampled
     path under the unscaled energy (0: the resampled path as it is); compact: evaluate only the
     pairs still active (those not yet within ``tol``), so converged pairs cost nothing (a host
-    sync per iteration; None: on CPU only, masks on other devices); eps: band of the
-    ``accepted`` record (reporting only)."""
+    sync per iteration; None: on CPU only, masks on other devices); reparametrize: every this
+    many iterations the interior points are moved to equal decoded arc length along the path
+    (:func:`equal_arc`, with the decoded steps of that iteration's evaluation), so the points
+    optimised are the evenly spaced frames a viewer sees (the string method, E, Ren and
+    Vanden-Eijnden 2002; 0: never); eps: band of the ``accepted`` record (reporting only)."""
 
     steps: int = 32
     iterations: int = 100
@@ -59,6 +62,7 @@ class OptimizerConfig:
     smooth: str = "gradient"
     coarse: int = 1
     refine: int = 0
+    reparametrize: int = 0
     compact: bool | None = None
     eps: float = 0.1
 
@@ -74,8 +78,9 @@ class OptimizerConfig:
             raise ValueError(f"smoothing must be a finite float ≥ 0, got {self.smoothing!r}")
         if not (isinstance(self.coarse, int) and self.coarse >= 1):
             raise ValueError(f"coarse must be an int ≥ 1, got {self.coarse!r}")
-        if not (isinstance(self.refine, int) and self.refine >= 0):
-            raise ValueError(f"refine must be an int ≥ 0, got {self.refine!r}")
+        for name in ("refine", "reparametrize"):
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 0):
+                raise ValueError(f"{name} must be an int ≥ 0, got {getattr(self, name)!r}")
         if self.compact not in (None, True, False):
             raise ValueError(f"compact must be None, True or False, got {self.compact!r}")
         if self.smooth not in ("gradient", "step"):
@@ -104,6 +109,7 @@ def optimize(
     reference = PathContext(start, decoder)  # the start path: terms measure against it
     compact = c.compact if c.compact is not None else device.type == "cpu"
     rows, part_reference = len(start), reference  # compacting: the active pairs and their start
+    lengths = reference.squared_steps.sqrt() if c.reparametrize else None  # (B, T), decoded
     for i in range(c.iterations):
         if c.lr_decay < 1:
             cosine = 0.5 * (1 + math.cos(math.pi * i / max(c.iterations - 1, 1)))
@@ -116,14 +122,20 @@ def optimize(
                 rows, part_reference = len(index), reference.subset(index)
             value = previous.clone()
             if rows:
-                part = energy(PathContext(full[index], decoder, part_reference))
+                context = PathContext(full[index], decoder, part_reference)
+                part = energy(context)
                 part.sum().backward()
                 value[index] = part.detach()
+                if lengths is not None:
+                    lengths[index] = context.squared_steps.detach().sqrt()
             if inner.grad is None:  # nothing was evaluated
                 inner.grad = torch.zeros_like(inner)
         else:
-            value = energy(PathContext(full, decoder, reference))
+            context = PathContext(full, decoder, reference)
+            value = energy(context)
             value.sum().backward()
+            if lengths is not None:
+                lengths = context.squared_steps.detach().sqrt()
         with torch.no_grad():  # A pair whose energy or gradient is not finite stops here.
             active &= torch.isfinite(value) & torch.isfinite(inner.grad).flatten(1).all(1)
         keep = active[:, None, None]  # masks, not indexing: no host sync on CUDA
@@ -136,6 +148,9 @@ def optimize(
         with torch.no_grad():
             if smoother is not None and c.smooth == "step":
                 inner.copy_(before + torch.einsum("ij,bjd->bid", smoother, inner - before))
+            if lengths is not None and (i + 1) % c.reparametrize == 0:
+                moved = torch.cat([start[:, :1], inner, start[:, -1:]], 1)
+                inner.copy_(equal_arc(moved, lengths, moved.shape[1] - 1)[:, 1:-1])
             inner.copy_(torch.where(keep, inner, before))  # Converged pairs stay put.
             iterations += active.to(torch.int64)
             if callback is not None:
@@ -150,6 +165,24 @@ def optimize(
         full = torch.cat([start[:, :1], inner, start[:, -1:]], 1)
         final = energy(PathContext(full, decoder, reference))
     return full, final, iterations
+
+
+def equal_arc(z: torch.Tensor, lengths: torch.Tensor, steps: int) -> torch.Tensor:
+    """Polylines z (B, M, d) with decoded segment lengths (B, M − 1) → (B, T + 1, d), T =
+    ``steps``: the points at equal decoded arc length, linear in latent space on each segment
+    (the ends kept)."""
+    b, m, d = z.shape
+    lengths = lengths.to(z)
+    cum = torch.cat([lengths.new_zeros(b, 1), lengths.cumsum(1)], 1)  # (B, M)
+    target = cum[:, -1:] * torch.linspace(0, 1, steps + 1, dtype=z.dtype, device=z.device)
+    j = (torch.searchsorted(cum, target.contiguous(), right=True) - 1).clamp(0, m - 2)
+    alpha = (target - cum.gather(1, j)) / lengths.gather(1, j).clamp_min(1e-12)
+    alpha = alpha.clamp(0, 1)[..., None]
+    left = z.gather(1, j[..., None].expand(-1, -1, d))
+    right = z.gather(1, (j + 1)[..., None].expand(-1, -1, d))
+    out = left + alpha * (right - left)
+    out[:, 0], out[:, -1] = z[:, 0], z[:, -1]
+    return out
 
 
 def coarse_steps(steps: int, coarse: int) -> int | None:
