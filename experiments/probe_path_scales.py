@@ -8,9 +8,10 @@ energy with fixed weights (``label_free``) against the same energy in the data's
         --model /work/runs/joint_d8/bundle.safetensors slerp label_free scale_free
 Variants: ``slerp``, ``label_free[,key=value...]``, ``scale_free[,key=value...]`` (keys of the
 presets: density_weight, cycle_weight, jump_weight, jump_power; and of the optimiser: it =
-iterations, lr, tol; coarse=T₀: optimise at T₀ first (cit iterations, default 100; cw = a factor
-on the point terms' weights there), subdivide each segment by SLERP to T = 32, then run ``it``
-iterations; decay = lr_decay; smooth = the optimiser's path preconditioner α;
+iterations, lr, tol; rep = reparametrize; ocoarse = OptimizerConfig.coarse; coarse=T₀: optimise
+at T₀ first (cit iterations, default 100; cw = a factor on the point terms' weights there),
+subdivide each segment by SLERP to T = 32, then run ``it`` iterations; decay = lr_decay; smooth =
+the optimiser's path preconditioner α;
 init_t0=t, init_n=n: start from the path of ``score,t0=t,corrections=n``; ginit=k: start from
 the path of ``graph,k=k``; ``graph,data=1``:
 the graph over the bank's images themselves, its bank inverted above the ``invert`` quantile;
@@ -259,7 +260,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             keys = ("it", "lr", "tol", "coarse", "decay", "init_t0", "init_n", "sw", "st0",
                     "ginit", "cap", "sub", "mix", "polish", "pcap", "smooth", "smode", "cw",
-                    "cit", "rep")  # fmt: skip
+                    "cit", "rep", "ocoarse")  # fmt: skip
             opt = {k: kw.pop(k) for k in keys if k in kw}
             if name == "label_free":
                 energy = label_free(aae, aae.compass, **kw)
@@ -278,7 +279,8 @@ def main(argv: list[str] | None = None) -> None:
                       "tol": opt.get("tol", 1e-4), "lr_decay": opt.get("decay", 1.0),
                       "smoothing": opt.get("smooth", 0.0),
                       "smooth": opt.get("smode", "gradient"),
-                      "reparametrize": int(opt.get("rep", 0))}  # fmt: skip
+                      "reparametrize": int(opt.get("rep", 0)),
+                      "coarse": int(opt.get("ocoarse", 1))}  # fmt: skip
             nav = Navigator(aae, "optimizer", energy=energy, steps=32, **fields)
         start = time.perf_counter()
         if "coarse" in opt:

@@ -4,9 +4,10 @@ other point costs or more base steps than frames, judged as in probe_path_scales
     PYTHONPATH=../benchmarks python probe_selection.py --n 100 --bank-images 30000 \
         --model /work/runs/aae_d8/aae.safetensors base=32 'sel' 'sel,cycle=3' base=64 'sel'
 Items run in order: ``base=T₀[,key=value]`` computes the base path (the optimiser with the
-default energy at T₀ steps, ``it``/``coarse``/``cw``: iterations, ``OptimizerConfig.coarse``,
-and the factor on its point terms); ``sel[,density=a,cycle=b,classes=c,ratio=r,sub=s]``
-re-chooses 32 frames along it with the default energy's point terms × a, b, c as the costs.
+default energy at T₀ steps; ``it``, ``coarse``, ``rep``, ``cw``: its iterations,
+``OptimizerConfig.coarse``, ``reparametrize`` and a factor on its point terms);
+``sel[,density=a,cycle=b,classes=c,ratio=r,sub=s]`` re-chooses 32 frames along it with the
+default energy's point terms × a, b, c as the costs.
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def main(argv: list[str] | None = None) -> None:
         name, kw = parse(item.replace("base=", "base,steps=", 1))
         start = time.perf_counter()
         if name == "base":
-            fields = {"iterations": int(kw.get("it", 100)), "coarse": int(kw.get("coarse", 1))}
+            fields = {"iterations": int(kw.get("it", 100)), "coarse": int(kw.get("coarse", 1)),
+                      "reparametrize": int(kw.get("rep", 0))}  # fmt: skip
             e = energy.with_point_scale(kw["cw"]) if "cw" in kw else energy
             nav = Navigator(aae, "optimizer", energy=e, steps=int(kw.get("steps", 32)), **fields)
             base = nav.path(za, zb)

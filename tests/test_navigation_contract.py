@@ -195,9 +195,19 @@ def test_front_door_default_is_the_label_free_optimizer_under_the_cap(aae):
     assert [t["term"] for t in path.config["base"]["energy"]] == [
         "smoothness", "max_jump", "density", "cycle"
     ]  # fmt: skip
-    assert path.config["base"]["coarse"] == 1
-    base = make_method("optimizer", aae, steps=T, iterations=4)
+    base = path.config["base"]
+    assert (base["coarse"], base["reparametrize"], base["iterations"]) == (4, 1, 4)
+    assert make_method("optimizer", aae).settings.reparametrize == 0  # the plain optimiser's own
+    base = make_method("optimizer", aae, steps=T, iterations=4, coarse=4, reparametrize=1)
     assert torch.equal(path.z, CappedFrames(aae, base=base).path(a, b).z)
+    assert Navigator(aae).method.base.settings.iterations == 50
+    plain = Navigator(aae, steps=T, iterations=4, coarse=1, reparametrize=0).path(a, b)
+    base = make_method("optimizer", aae, steps=T, iterations=4)
+    assert torch.equal(plain.z, CappedFrames(aae, base=base).path(a, b).z)  # §6.15's default
+    assert not torch.equal(plain.z, path.z)
+    # another start than SLERP runs at T (coarse to fine starts from SLERP)
+    stepwise = Navigator(aae, steps=T, iterations=2, init="stepwise").method.base
+    assert stepwise.settings.coarse == 1 and stepwise.settings.reparametrize == 1
     assert (path.records["over_cap"] >= 0).all() and path.records["frame_index"].shape == (B, T + 1)
     slerp = Navigator(aae, "slerp", steps=T).path(a, b)
     assert slerp.method == "slerp" and not torch.equal(slerp.z, path.z)

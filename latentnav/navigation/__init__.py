@@ -1,9 +1,11 @@
 """Navigation between latents (DESIGN.md §3): one interface for every method.
 
-``Navigator(aae).path(z_a, z_b)`` runs the label-free path optimiser (RESULTS §6.5) with the
-compass attached to the AAE, after the stored data graph's geodesic where it resolves the frames
-(RESULTS §6.13); ``Navigator(aae, "stepwise", compass=...)`` or any name in
-``METHODS`` picks another method, ``options`` go to it. Every method answers
+``Navigator(aae).path(z_a, z_b)`` runs the path optimiser (RESULTS §6.5) with the compass and
+the label-free classes attached to the AAE, coarse to fine with its points kept at equal decoded
+arc length (§6.17), its frames re-chosen under a jump cap (§6.15), after the stored data graph's
+geodesic where it resolves the frames (RESULTS §6.13); ``Navigator(aae, "stepwise",
+compass=...)`` or any name in ``METHODS`` picks another method, ``options`` go to it. Every
+method answers
 ``path(z_a, z_b, *, callback=None) -> LatentPath``.
 """
 
@@ -114,7 +116,8 @@ def _fit_missing_compass(aae: nn.Module, data: torch.Tensor, config) -> dict[str
 class Navigator:
     """The front door: ``Navigator(aae, method=None, **options).path(z_a, z_b, *, callback=None)``.
     ``method``: a registered name, a :class:`Method` object (then no options), or None for the
-    label-free optimiser preset with ``aae.compass`` (or ``compass=``), its frames re-chosen under
+    optimiser's default energy with ``aae.compass`` (or ``compass=``), coarse to fine and
+    reparametrised to equal decoded steps (:func:`capped_optimizer`), its frames re-chosen under
     the jump cap (:class:`CappedFrames`); given ``data`` (training images), or an AAE that stores
     their graph (``latentnav train-aae``, :func:`attach_data_graph`), ``"auto"``: per pair the
     geodesic of the graph over them where its chain resolves the T frames, else those capped

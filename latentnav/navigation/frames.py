@@ -219,9 +219,20 @@ class CappedFrames(Method):
         return self.base.modules() if hasattr(self.base, "modules") else []
 
 
+DEFAULT_OPTIMIZER = {"coarse": 4, "iterations": 50, "reparametrize": 1}  # RESULTS §6.17 (dev)
+
+
 def capped_optimizer(aae: nn.Module, **options: Any) -> CappedFrames:
-    """The default navigation method (RESULTS §6.15): the optimiser, ``options`` its fields
-    (``steps``, ``iterations``, ``energy``, ...), its frames re-chosen under the default cap."""
+    """The default navigation method (RESULTS §6.15, §6.17): the optimiser coarse to fine with
+    its points kept at equal decoded arc length (:data:`DEFAULT_OPTIMIZER`: T / 4 steps, 50
+    iterations, reparametrised every iteration), ``options`` its fields (``steps``,
+    ``iterations``, ``energy``, ...; ``coarse=1, iterations=100, reparametrize=0`` the plain
+    optimiser of §6.15; another ``init`` than SLERP runs at T), its frames re-chosen under the
+    default cap."""
+    defaults = dict(DEFAULT_OPTIMIZER)
+    if options.get("init", "slerp") != "slerp":  # coarse to fine starts from SLERP
+        defaults["coarse"] = 1
+    options = {**defaults, **options}
     return CappedFrames(aae, base=make_method("optimizer", aae, **options))
 
 
