@@ -241,9 +241,10 @@ class FastCappedFrames(CappedFrames):
     """``FastCappedFrames(aae, ratio=1.2, subdivide=8, **options)``: :class:`CappedFrames` over
     the optimiser coarse to fine (``coarse`` = 4: T / 4 steps where 4 divides T, their point
     terms × 4, see :class:`~latentnav.navigation.optimizer.OptimizerConfig`; 50 iterations;
-    :func:`~latentnav.navigation.energy.default_energy` with JumpCap(10, c)), so about a fifth of
-    the default's compute (RESULTS §6.16: 5.5–5.7× on 1 000 pairs, smaller jumps, less clean
-    frames); ``options`` are the optimiser's and replace these."""
+    :func:`~latentnav.navigation.energy.default_energy` with JumpCap(10, c)): a fifth of §6.15's
+    default (RESULTS §6.16); today's default (:func:`capped_optimizer`, reparametrised, no jump
+    cap in its energy) costs about the same and is cleaner (§6.17); ``options`` are the
+    optimiser's and replace these."""
 
     def __init__(
         self,
