@@ -30,6 +30,7 @@ from torch import nn
 
 from latentnav.navigation.bank import data_bank
 from latentnav.navigation.methods import Method, check_steps, register_method
+from latentnav.navigation.optimizer import equal_arc
 from latentnav.navigation.path import LatentPath
 
 __all__ = ["DataGraph", "GraphPath", "attach_data_graph", "data_bank", "has_data_graph", "resample"]
@@ -263,9 +264,7 @@ def resample(
         for k in range(1, steps):  # in order, distinct, leaving room for the rest
             chosen.append(min(max(nearest[k], chosen[-1] + 1), last - (steps - k)))
         return points[chosen + [last]]
-    j = (torch.searchsorted(cum, target, right=True) - 1).clamp(0, len(seg) - 1)
-    alpha = ((target - cum[j]) / seg[j].clamp_min(1e-12)).clamp(0, 1)
-    return points[j] + alpha[:, None] * (points[j + 1] - points[j])
+    return equal_arc(points[None], seg[None], steps)[0]
 
 
 @register_method("graph")
