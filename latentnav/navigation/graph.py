@@ -256,15 +256,15 @@ def resample(
     M ≥ T + 1): the polyline's own points nearest those arc positions instead, distinct and in
     order, so every frame decodes a bank latent."""
     seg = (frames[1:] - frames[:-1]).norm(dim=-1).to(points)
+    if not (snap and len(points) >= steps + 1):
+        return equal_arc(points[None], seg[None], steps)[0]
     cum = torch.cat([seg.new_zeros(1), seg.cumsum(0)])
     target = torch.linspace(0, float(cum[-1]), steps + 1, dtype=points.dtype)
-    if snap and len(points) >= steps + 1:
-        nearest = (cum[None] - target[:, None]).abs().argmin(1).tolist()
-        chosen, last = [0], len(points) - 1
-        for k in range(1, steps):  # in order, distinct, leaving room for the rest
-            chosen.append(min(max(nearest[k], chosen[-1] + 1), last - (steps - k)))
-        return points[chosen + [last]]
-    return equal_arc(points[None], seg[None], steps)[0]
+    nearest = (cum[None] - target[:, None]).abs().argmin(1).tolist()
+    chosen, last = [0], len(points) - 1
+    for k in range(1, steps):  # in order, distinct, leaving room for the rest
+        chosen.append(min(max(nearest[k], chosen[-1] + 1), last - (steps - k)))
+    return points[chosen + [last]]
 
 
 @register_method("graph")
