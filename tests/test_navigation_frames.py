@@ -75,6 +75,50 @@ def test_the_programme_with_orders_finds_the_brute_force_optimum():
         select_frames(frames, costs, steps, caps, order.flip(0))
 
 
+def dense_programme(frames, costs, steps, cap):
+    """The programme over all N² steps at once, as select_frames first computed it: the
+    bottleneck b* for every pair, then the cheapest choice under max(cap, b*)."""
+    b, n = costs.shape
+    dist = torch.cdist(frames, frames)
+    dist = dist.masked_fill(~torch.ones(n, n, dtype=torch.bool).triu(1), float("inf"))
+    reach = torch.full((b, n), float("inf"), dtype=dist.dtype)
+    reach[:, 0] = 0
+    for k in range(1, steps + 1):
+        reach = torch.maximum(dist, reach[:, :, None]).amin(1)
+        if k < steps:
+            reach[:, -1] = float("inf")
+    blocked = dist > torch.maximum(cap, reach[:, -1])[:, None, None]
+    c = costs.clone()
+    c[:, 0] = c[:, -1] = 0
+    best = torch.full((b, n), float("inf"), dtype=dist.dtype)
+    best[:, 0] = 0
+    back = []
+    for k in range(1, steps + 1):
+        best, arg = best[:, :, None].expand(b, n, n).masked_fill(blocked, float("inf")).min(1)
+        best = best + (c if k < steps else 0)
+        if k < steps:
+            best[:, -1] = float("inf")
+        back.append(arg)
+    index = torch.full((b, steps + 1), n - 1)
+    for k in range(steps, 0, -1):
+        index[:, k - 1] = back[k - 1].gather(1, index[:, k : k + 1])[:, 0]
+    return index
+
+
+@pytest.mark.parametrize("cap", [0.5, 1.5, 4.0])
+def test_the_gathered_programme_matches_the_dense_one(cap):
+    """select_frames keeps only each point's allowed predecessors (and runs the bottleneck only
+    where the cap cannot hold): the same choices as the dense N × N programme, where it binds and
+    where it does not."""
+    g = torch.Generator().manual_seed(5)
+    b, n, steps = 16, 60, 9
+    frames = (0.3 * torch.randn(b, n, 4, generator=g)).double().cumsum(1)
+    costs = torch.rand(b, n, generator=g).double()
+    caps = torch.full((b,), cap, dtype=torch.float64) * torch.rand(b, generator=g).double().add(1)
+    index = select_frames(frames, costs, steps, caps)
+    assert torch.equal(index, dense_programme(frames, costs, steps, caps))
+
+
 def test_inputs_that_require_gradients_are_fine():
     g = torch.Generator().manual_seed(4)
     frames = torch.randn(2, 9, 3, generator=g).cumsum(1).requires_grad_()

@@ -64,6 +64,31 @@ def test_far_data_leaves_the_straight_path():
     torch.testing.assert_close(path.records["cost"], torch.tensor([1.25]))  # ‖b − a‖², p = 2
 
 
+def test_stopping_each_search_at_its_direct_edge_changes_no_chain(monkeypatch):
+    """geodesics limits each Dijkstra to its pair's direct-edge cost (no chain costs more): the
+    same chains and costs as searches over the whole graph."""
+    import scipy.sparse.csgraph as csgraph
+
+    g = torch.Generator().manual_seed(3)
+    aae, bank = IdentityAAE(), torch.randn(400, 2, generator=g)
+    graph = DataGraph(aae, bank, 6, 3.0, "latent")
+    z_a, z_b = torch.randn(2, 30, 2, generator=g)
+    z_b[:5] = z_a[:5] + 0.01  # pairs whose direct edge wins
+    chains, costs = graph.geodesics(z_a, z_b)
+    full = csgraph.dijkstra
+    seen = []
+
+    def unlimited(*args, limit=None, **kwargs):
+        seen.append(limit)
+        return full(*args, **kwargs)
+
+    monkeypatch.setattr(csgraph, "dijkstra", unlimited)
+    reference, reference_costs = graph.geodesics(z_a, z_b)
+    assert all(limit is not None for limit in seen) and len(seen) == 30
+    assert chains == reference and (costs == reference_costs).all()
+    assert sum(len(c) == 0 for c in chains) >= 5 and sum(len(c) > 3 for c in chains) >= 5
+
+
 def test_resample_is_even_in_decoded_arc_length_on_a_polyline():
     points = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 3.0]])
     z = resample(points, points, 4)  # length 4: points at arc 0, 1, 2, 3, 4

@@ -89,32 +89,64 @@ def _select_frames(frames, costs, steps, cap, order):
         )
     dtype = torch.promote_types(frames.dtype, costs.dtype)  # the inputs' precision
     x = frames.flatten(2).to(dtype)
-    dist = torch.cdist(x, x)  # (B, N, N)
-    dist = dist.masked_fill(~(order[:, None] < order[None, :]), float("inf"))  # forward only
-    start = torch.full((b, m1), float("inf"), dtype=dtype, device=costs.device)
-    start[:, 0] = 0  # k = 0: at index 0
-    reach, work = start, torch.empty_like(dist)  # reach: the least largest step to each index
-    for k in range(1, steps + 1):
-        reach = torch.maximum(dist, reach[:, :, None], out=work).amin(1)
-        if k < steps:
-            reach[:, -1] = float("inf")  # the end only as the last frame
-    bound = torch.maximum(cap.to(dtype), reach[:, -1])  # max(c·Δ̂, b*)
-    blocked = ~(dist <= bound[:, None, None])
+    forward = order[None, :] < order[:, None]  # (N_j, N_i): i before j
+    dist = torch.cdist(x, x).transpose(1, 2).contiguous()  # (B, N_j, N_i): step i → j
+    dist = dist.masked_fill_(~forward, float("inf"))  # forward only
     c = costs.to(dtype).clone()
     c[:, 0] = c[:, -1] = 0
-    best, back = start, []
+    cap = cap.to(dtype)
+    index, total = _cheapest(dist, c, steps, cap)
+    over = ~torch.isfinite(total)  # no choice within the cap: bound b* (one host sync)
+    if over.any():
+        rows = over.nonzero().flatten()
+        bound = torch.maximum(cap[rows], _bottleneck(dist[rows], steps))
+        index[rows] = _cheapest(dist[rows], c[rows], steps, bound)[0]
+    return index
+
+
+def _bottleneck(dist: torch.Tensor, steps: int) -> torch.Tensor:
+    """b* (B,): the least largest step of any T steps from the first point to the last, over
+    ``dist`` (B, N_j, N_i) of steps i → j (inf where a step is not allowed)."""
+    b, n, _ = dist.shape
+    reach = torch.full((b, n), float("inf"), dtype=dist.dtype, device=dist.device)
+    reach[:, 0] = 0  # k = 0: at index 0
+    work = torch.empty_like(dist)  # reach: the least largest step to each index
     for k in range(1, steps + 1):
-        spread = work.copy_(best[:, :, None].expand_as(work))
-        best, arg = spread.masked_fill_(blocked, float("inf")).min(1)
+        reach = torch.maximum(dist, reach[:, None, :], out=work).amin(2)
+        if k < steps:
+            reach[:, -1] = float("inf")  # the end only as the last frame
+    return reach[:, -1]
+
+
+def _cheapest(dist, c, steps, bound):
+    """The least Σ c over T steps each no longer than ``bound`` (B,) → (indices (B, T + 1),
+    totals (B,), inf where no choice exists). Each point's allowed predecessors are gathered
+    first (W of them at most, in increasing index), so a step of the programme costs B·W·N, not
+    B·N²; ties go to the lowest index."""
+    b, n, _ = dist.shape
+    allowed = dist <= bound[:, None, None]  # (B, N_j, N_i)
+    count = allowed.sum(2)  # (B, N_j)
+    width = max(int(count.amax()), 1)  # one host sync
+    slot = torch.where(allowed, allowed.cumsum(2) - 1, width)  # rank among j's predecessors
+    source = torch.arange(n, device=dist.device).expand(b, n, n)
+    pred = torch.zeros(b, n, width + 1, dtype=torch.int64, device=dist.device)
+    pred = pred.scatter_(2, slot, source)[:, :, :width]  # (B, N, W): predecessors i of j
+    invalid = torch.arange(width, device=dist.device) >= count[:, :, None]
+    best = torch.full((b, n), float("inf"), dtype=dist.dtype, device=dist.device)
+    best[:, 0] = 0  # k = 0: at index 0
+    flat, back = pred.reshape(b, -1), []
+    for k in range(1, steps + 1):
+        spread = best.gather(1, flat).view(b, n, width).masked_fill_(invalid, float("inf"))
+        best, arg = spread.min(2)
         best = best + (c if k < steps else 0)
         if k < steps:
             best[:, -1] = float("inf")
-        back.append(arg)
-    index = torch.empty(b, steps + 1, dtype=torch.int64, device=costs.device)
-    index[:, -1] = m1 - 1
+        back.append(pred.gather(2, arg[:, :, None])[:, :, 0])
+    index = torch.empty(b, steps + 1, dtype=torch.int64, device=dist.device)
+    index[:, -1] = n - 1
     for k in range(steps, 0, -1):
         index[:, k - 1] = back[k - 1].gather(1, index[:, k : k + 1])[:, 0]
-    return index
+    return index, best[:, -1]
 
 
 def _dense(z: torch.Tensor, subdivide: int) -> torch.Tensor:
