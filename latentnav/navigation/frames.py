@@ -109,8 +109,8 @@ def _bottleneck(dist: torch.Tensor, steps: int) -> torch.Tensor:
     ``dist`` (B, N_j, N_i) of steps i → j (inf where a step is not allowed)."""
     b, n, _ = dist.shape
     reach = torch.full((b, n), float("inf"), dtype=dist.dtype, device=dist.device)
-    reach[:, 0] = 0  # k = 0: at index 0
-    work = torch.empty_like(dist)  # reach: the least largest step to each index
+    reach[:, 0] = 0  # the least largest step to each index; k = 0: at index 0
+    work = torch.empty_like(dist)
     for k in range(1, steps + 1):
         reach = torch.maximum(dist, reach[:, None, :], out=work).amin(2)
         if k < steps:
