@@ -57,14 +57,18 @@ def test_the_coarse_optimiser_returns_t_steps_with_the_records_of_that_path(setu
     assert path.z.shape == (5, 9, 3) and torch.equal(path.z[:, 0], a)
     assert torch.equal(path.z[:, -1], b) and path.z.isfinite().all()
     assert seen == [(5, 3, 3)] * 10  # the callback sees the T₀ = 2 coarse path
-    with torch.no_grad():
-        energy = method.energy(PathContext(path.z, aae.decoder))
-    torch.testing.assert_close(path.records["energy"], energy)
     assert path.records["iterations"].shape == (5,) and path.records["d_score"].shape == (5, 9)
-    # the coarse run is the optimiser on the T₀ = 2 path with the point terms × 4, nodes kept
+    # the coarse run is the optimiser on the T₀ = 2 path with the point terms × 4, nodes kept;
+    # its energy and iterations are the records
     settings, start = OptimizerConfig(steps=2, iterations=10), interpolate(a, b, 2)
-    coarse, _, _ = optimize(method.energy.with_point_scale(4.0), aae.decoder, start, settings)
+    scaled = method.energy.with_point_scale(4.0)
+    coarse, energy, iterations = optimize(scaled, aae.decoder, start, settings)
     torch.testing.assert_close(path.z[:, ::4], coarse, rtol=0, atol=0)
+    torch.testing.assert_close(path.records["energy"], energy, rtol=0, atol=0)
+    assert torch.equal(path.records["iterations"], iterations)
+    with torch.no_grad():  # the same integral with fewer points: not the T-step path's energy
+        fine = method.energy(PathContext(path.z, aae.decoder))
+    assert not torch.allclose(path.records["energy"], fine)
     unscaled, _, _ = optimize(method.energy, aae.decoder, start, settings)
     assert not torch.equal(unscaled, coarse)  # the scale changes the run (Adam: a little)
     plain = make_method("optimizer", aae, compass=compass, steps=8, iterations=10).path(a, b)

@@ -178,3 +178,24 @@ def test_the_optimizer_measures_the_cap_against_its_start_and_it_cuts_the_larges
     with torch.no_grad():
         steps = [PathContext(z, aae.decoder).squared_steps.amax(1) for z in paths]
     assert (steps[1] <= steps[0] + 1e-6).all() and (steps[1] < steps[0]).any()
+
+
+def test_a_context_with_a_reference_decodes_only_the_interior(setup):
+    aae, *_ = setup
+    a, b = torch.randn(4, 3), torch.randn(4, 3)
+    reference = PathContext(interpolate(a, b, 6), aae.decoder)
+    z = interpolate(a, b, 6) + 0.1 * torch.randn(4, 7, 3)
+    z[:, 0], z[:, -1] = a, b
+    rows = []
+    hook = aae.decoder.register_forward_hook(lambda m, args, out: rows.append(len(args[0])))
+    try:
+        with torch.no_grad():
+            plain = PathContext(z, aae.decoder).images
+            reference.images  # noqa: B018  (decoded once, all 7 points)
+            shared = PathContext(z, aae.decoder, reference).images
+    finally:
+        hook.remove()
+    assert rows == [4 * 7, 4 * 7, 4 * 5]  # with the reference: the 5 interior points only
+    torch.testing.assert_close(shared, plain)  # the same frames, ends from the reference
+    ends = reference.images.view(4, 7, -1)[:, [0, -1]]
+    assert torch.equal(shared.view(4, 7, -1)[:, [0, -1]], ends)

@@ -57,7 +57,8 @@ class PathContext:
     """z: (B, T + 1, d) and what the terms share, computed once on first use: ``images``
     (B·(T + 1), *image_shape) = G(z), ``squared_steps`` (B, T) = Δ_k². ``reference``: the
     context of a fixed path between the same endpoints (the optimiser passes its start, one
-    object for every iteration, so what a term reads of it is computed once)."""
+    object for every iteration, so what a term reads of it is computed once); with one, the
+    endpoints' frames are its own (fixed: no gradient) and only the interior is decoded."""
 
     def __init__(self, z: torch.Tensor, decoder: nn.Module, reference: PathContext | None = None):
         self.z, self.decoder, self.reference = z, decoder, reference
@@ -69,7 +70,13 @@ class PathContext:
     @cached_property
     def images(self) -> torch.Tensor:
         b, n, d = self.z.shape
-        return self.decoder(self.z.reshape(b * n, d))
+        ref = self.reference
+        if ref is None or n <= 2 or ref.z.shape[0] != b:
+            return self.decoder(self.z.reshape(b * n, d))
+        ends = ref.images.detach().view(b, ref.z.shape[1], *ref.images.shape[1:])  # once
+        inner = self.decoder(self.z[:, 1:-1].reshape(b * (n - 2), d))
+        inner = inner.view(b, n - 2, *inner.shape[1:])
+        return torch.cat([ends[:, :1], inner, ends[:, -1:]], 1).flatten(0, 1)
 
     @cached_property
     def squared_steps(self) -> torch.Tensor:

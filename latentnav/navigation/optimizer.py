@@ -268,9 +268,11 @@ class PathOptimizer(Method):
 
     def _coarse_path(self, z_a, z_b, coarse, callback):
         """The ``coarse`` option: optimise T₀ = ``coarse`` steps, resample to T, then ``refine``
-        iterations at T; the records are those of the returned path (``energy`` under the
-        unscaled energy) and the iterations of both runs; ``callback`` sees the coarse
-        iterations, then the fine ones."""
+        iterations at T; the records: ``energy`` that of the returned path under the unscaled
+        energy after a refine, else that of the T₀ path under the scaled energy (the same
+        integral with fewer points, as optimised: no decoder pass over the T + 1 points), and
+        the iterations of both runs; ``callback`` sees the coarse iterations, then the fine
+        ones."""
         if self.init != "slerp":
             raise ValueError("coarse > 1 starts from SLERP; pass init='slerp' or coarse=1")
         steps, refine = self.settings.steps, self.settings.refine
@@ -278,17 +280,14 @@ class PathOptimizer(Method):
             start = interpolate(z_a, z_b, coarse, "slerp")
             energy = self.energy.with_point_scale(steps / coarse)
             settings = replace(self.settings, steps=coarse)
-            z0, _, iterations = optimize(energy, self.aae.decoder, start, settings, callback)
+            z0, value, iterations = optimize(energy, self.aae.decoder, start, settings, callback)
             z = resample(z0, steps)
             z[:, 0], z[:, -1] = z_a, z_b
             if refine:
                 fine = replace(self.settings, iterations=refine)
                 z, value, more = optimize(self.energy, self.aae.decoder, z, fine, callback)
-                return self._finish(z, {"energy": value, "iterations": iterations + more})
-            with torch.no_grad():
-                records = {"energy": self.energy(PathContext(z, self.aae.decoder)),
-                           "iterations": iterations}  # fmt: skip
-            return self._finish(z, records)
+                iterations = iterations + more
+            return self._finish(z, {"energy": value, "iterations": iterations})
 
     def from_start(
         self,
