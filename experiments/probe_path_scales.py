@@ -20,12 +20,15 @@ label-free classes, k-means of a UMAP embedding of the ``--bank-images`` trainin
 ``spectral,K=k[,eig=m,...]``: the same on the spectral clusters of the checkpoint's data graph,
 ``latentnav.navigation.clusters.cluster_classifier``; ``labels[,...]``: the same with a latent
 classifier on the digits of the ``--bank-images`` training images (the with-labels target); on
-any optimiser variant ``cap=c[,sub=s]`` adds a row for the same path's frames re-chosen under
-the jump cap, ``CappedFrames``;
+any optimiser variant ``cap=c[,sub=s,fcycle=0]`` adds a row for the same path's frames re-chosen
+under the jump cap, ``CappedFrames`` (``fcycle=0``: by the point costs but the cycle);
 ``cap=1.2/1.3`` a row per ratio; ``mix=k``: k further candidate polylines toward SLERP;
 ``polish=n[,pcap=c']``: then n optimiser iterations from the capped frames, ``JumpCap(10, c')``
 against them added).
-``default``: ``Navigator(aae)`` as a user calls it (the checkpoint's graph and classes, the cap).
+``default``: ``Navigator(aae)`` as a user calls it (the checkpoint's graph and classes, the cap);
+``default,key=value``: optimiser fields, preset keys (``density_weight=...``: the default energy
+with that override), ``sub``/``ratio`` (the frame choice's subdivide and cap), ``fcycle=0``
+(its point costs without the cycle term).
 Any other method of the registry by name with its options (``score,t0=0.05,corrections=3``,
 ``sde,t0=0.1,substeps=20,guided=1``: the bundle's diffusion model, and ``--discriminator`` D_ψ when
 guided). ``--pairs dev`` (default) tunes on the dev pairs of path_optimizer_sweep.py; ``--pairs
@@ -46,8 +49,11 @@ from latentnav.aae import AAE
 from latentnav.data import load_mnist
 from latentnav.metrics import ood_detector, reconstruction_floor, reference_classifier
 from latentnav.navigation import Navigator
-from latentnav.navigation.energy import label_free, with_classes
+from latentnav.navigation.auto import DataFirst
+from latentnav.navigation.energy import Cycle, Energy, default_energy, label_free, with_classes
+from latentnav.navigation.frames import DEFAULT_OPTIMIZER, CappedFrames, choice_costs
 from latentnav.navigation.graph import data_bank
+from latentnav.navigation.methods import make_method
 from latentnav.navigation.optimizer import resample
 from latentnav.navigation.scales import path_scales, scale_free
 
@@ -87,6 +93,8 @@ def method_options(kw: dict[str, float], diffusion, discriminator) -> dict:
 
 
 DIFFUSION_METHODS = ("score", "sde")
+PRESET_KEYS = ("density_weight", "cycle_weight", "jump_weight", "class_weight", "cap_weight",
+               "cap_ratio")  # fmt: skip
 
 
 def _value(v: str) -> float | str:
@@ -251,7 +259,21 @@ def main(argv: list[str] | None = None) -> None:
                 options["bank"] = bank
             nav = Navigator(aae, "graph", steps=32, **options)
         elif name == "default":  # exactly the front door: Navigator(aae[, **optimiser fields])
-            nav = Navigator(aae, steps=32, **method_options(kw, None, None))
+            preset = {k: kw.pop(k) for k in PRESET_KEYS if k in kw}  # the default energy's
+            frames = {k: kw.pop(k) for k in ("sub", "ratio", "fcycle") if k in kw}  # frames
+            options = method_options(kw, None, None)
+            if preset:
+                options["energy"] = default_energy(aae, aae.compass, **preset)
+            if frames:  # Navigator(aae) with those CappedFrames options, the data graph first
+                base = make_method("optimizer", aae, steps=32, **{**DEFAULT_OPTIMIZER, **options})
+                costs = None  # fcycle=0: the frame choice's point costs without the cycle term
+                if not frames.get("fcycle", 1):
+                    costs = Energy(*(t for t in base.energy.terms if not isinstance(t, Cycle)))
+                sub, ratio = int(frames.get("sub", 8)), frames.get("ratio", 1.2)
+                capped = CappedFrames(aae, base, ratio=ratio, subdivide=sub, energy=costs)
+                nav = Navigator(aae, DataFirst(aae, steps=32, fallback=capped))
+            else:
+                nav = Navigator(aae, steps=32, **options)
         elif name == "auto":  # Navigator(aae, data=images): the data graph first, else the default
             nav = Navigator(aae, data=graph_images, steps=32)
         elif name not in ("label_free", "scale_free", "clusters", "spectral", "labels"):
@@ -260,7 +282,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             keys = ("it", "lr", "tol", "coarse", "decay", "init_t0", "init_n", "sw", "st0",
                     "ginit", "cap", "sub", "mix", "polish", "pcap", "smooth", "smode", "cw",
-                    "cit", "rep", "ocoarse")  # fmt: skip
+                    "cit", "rep", "ocoarse", "fcycle")  # fmt: skip
             opt = {k: kw.pop(k) for k in keys if k in kw}
             if name == "label_free":
                 energy = label_free(aae, aae.compass, **kw)
@@ -271,8 +293,6 @@ def main(argv: list[str] | None = None) -> None:
             else:
                 energy = scale_free(aae, aae.compass, scales, **kw)
             if "sw" in opt:  # sw=w, st0=t0: + ScorePull(w, t0)
-                from latentnav.navigation.energy import Energy
-
                 pull = ScorePull(diffusion, opt["sw"], opt.get("st0", 0.005))
                 energy = Energy(*energy.terms, pull)
             fields = {"iterations": int(opt.get("it", 100)), "lr": opt.get("lr", 0.05),
@@ -303,18 +323,17 @@ def main(argv: list[str] | None = None) -> None:
         seconds = time.perf_counter() - start
         found = [(spec, path, seconds)]
         if "cap" in opt:  # the same run's path, its frames re-chosen under the jump cap
-            from latentnav.navigation.frames import CappedFrames
-
             for ratio in str(opt["cap"]).split("/"):  # cap=1.2/1.3: one row per ratio
                 k = int(opt.get("mix", 0))  # mix=k: λ = 1 − i / k, i = 1..k (k = 1: SLERP)
                 mix = tuple(1 - i / k for i in range(1, k + 1))
                 sub = int(opt.get("sub", 8))
-                capped = CappedFrames(aae, nav.method, float(ratio), sub, mix=mix)
+                costs = None if opt.get("fcycle", 1) else choice_costs(energy)  # fcycle=0
+                capped = CappedFrames(aae, nav.method, float(ratio), sub, mix=mix, energy=costs)
                 start = time.perf_counter()
                 chosen = capped.select(path)
                 found.append((f"{spec} [capped {ratio}]", chosen, time.perf_counter() - start))
                 if "polish" in opt:  # then n iterations from the capped frames, + JumpCap(10, pcap)
-                    from latentnav.navigation.energy import Energy, JumpCap
+                    from latentnav.navigation.energy import JumpCap
 
                     start = time.perf_counter()
                     capped_energy = Energy(*energy.terms, JumpCap(10.0, opt.get("pcap", 1.0)))

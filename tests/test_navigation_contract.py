@@ -187,6 +187,7 @@ def test_unknown_names_and_missing_models_are_clear(aae):
 
 def test_front_door_default_is_the_label_free_optimizer_under_the_cap(aae):
     from latentnav.navigation import CappedFrames
+    from latentnav.navigation.frames import choice_costs
 
     a, b = pairs()
     nav = Navigator(aae, steps=T, iterations=4)
@@ -198,12 +199,16 @@ def test_front_door_default_is_the_label_free_optimizer_under_the_cap(aae):
     base = path.config["base"]
     assert (base["coarse"], base["reparametrize"], base["iterations"]) == (4, 1, 4)
     assert make_method("optimizer", aae).settings.reparametrize == 0  # the plain optimiser's own
+    # the frames are chosen by the point terms but the cycle (density; classes where stored)
+    assert [t["term"] for t in path.config["costs"]] == ["smoothness", "max_jump", "density"]
     base = make_method("optimizer", aae, steps=T, iterations=4, coarse=4, reparametrize=1)
-    assert torch.equal(path.z, CappedFrames(aae, base=base).path(a, b).z)
+    costs = choice_costs(base.energy)
+    assert torch.equal(path.z, CappedFrames(aae, base=base, energy=costs).path(a, b).z)
     assert Navigator(aae).method.base.settings.iterations == 50
     plain = Navigator(aae, steps=T, iterations=4, coarse=1, reparametrize=0).path(a, b)
     base = make_method("optimizer", aae, steps=T, iterations=4)
-    assert torch.equal(plain.z, CappedFrames(aae, base=base).path(a, b).z)  # §6.15's default
+    costs = choice_costs(base.energy)  # §6.15's optimiser (its frames chose by the cycle too)
+    assert torch.equal(plain.z, CappedFrames(aae, base=base, energy=costs).path(a, b).z)
     assert not torch.equal(plain.z, path.z)
     # another start than SLERP runs at T (coarse to fine starts from SLERP)
     stepwise = Navigator(aae, steps=T, iterations=2, init="stepwise").method.base

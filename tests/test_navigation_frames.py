@@ -8,6 +8,8 @@ import torch
 
 from latentnav.aae import AAE, AAEConfig
 from latentnav.navigation import CappedFrames, LatentPath, make_method, select_frames
+from latentnav.navigation.energy import Cycle, Density, Energy, PathContext, Smoothness, label_free
+from latentnav.navigation.frames import choice_costs
 from latentnav.networks import LatentDiscriminator
 
 
@@ -220,3 +222,21 @@ def test_mixing_in_slerp_holds_the_cap_where_the_path_alone_cannot():
     assert (alone.records["over_cap"] > 1e-3 * cap).all()
     assert torch.equal(mixed.z[:, 0], za) and torch.equal(mixed.z[:, -1], zb)
     assert mixed.config["mix"] == [0.5, 0.0]
+
+
+def test_choice_costs_drop_the_cycle_and_only_the_cycle():
+    torch.manual_seed(0)
+    aae = AAE(AAEConfig(image_shape=(6,), latent_dim=3, hidden=(16,), disc_hidden=(16,))).eval()
+    compass = LatentDiscriminator(3, (16,)).eval()
+    energy = label_free(aae, compass)
+    costs = choice_costs(energy)
+    assert [type(t) for t in costs.terms] == [type(t) for t in energy.terms[:-1]]
+    assert isinstance(energy.terms[-1], Cycle) and aae.encoder not in costs.modules()
+    z = torch.randn(4, 9, 3)
+    context = PathContext(z, aae.decoder)
+    with torch.no_grad():  # the point costs: density alone (the max-jump term has none)
+        density = next(t for t in energy.terms if isinstance(t, Density))
+        torch.testing.assert_close(costs.per_point(context), density.per_point(context))
+    only = Energy(Cycle(aae.encoder, 1.0))
+    assert choice_costs(only) is only  # nothing else to rank by: the energy as it is
+    assert choice_costs(Energy(Smoothness())).terms[0].__class__ is Smoothness

@@ -7,8 +7,9 @@ once. Dynamic programming then picks indices 0 = j_0 < j_1 < … < j_T = M minim
 
     Σ_{k=1}^{T−1} c(z_{j_k})   subject to   max_k ‖x_{j_{k+1}} − x_{j_k}‖ ≤ max(c·Δ̂, b*)
 
-with c(z) the energy's point terms (:meth:`~latentnav.navigation.energy.Energy.per_point`:
-density, cycle, classes; the endpoints those of the pair), x = G(z), Δ̂ the largest decoded step
+with c(z) the point terms of an energy (:meth:`~latentnav.navigation.energy.Energy.per_point`:
+density, cycle, classes; the endpoints those of the pair; in the default navigator all but the
+cycle, :func:`choice_costs`), x = G(z), Δ̂ the largest decoded step
 of SLERP between the same endpoints and b* the least largest step any choice of T steps along the
 polyline allows (a bottleneck programme run first): the cap binds wherever the polyline allows it,
 and where it does not the largest step is as small as the polyline allows. Where the base path's
@@ -34,11 +35,11 @@ from torch import nn
 
 from latentnav._modules import frozen
 from latentnav.interpolation import interpolate
-from latentnav.navigation.energy import Energy, PathContext, default_energy
+from latentnav.navigation.energy import Cycle, Energy, PathContext, default_energy
 from latentnav.navigation.methods import Method, check_steps, make_method, register_method
 from latentnav.navigation.path import LatentPath
 
-__all__ = ["select_frames", "CappedFrames", "FastCappedFrames", "capped_optimizer"]
+__all__ = ["select_frames", "CappedFrames", "FastCappedFrames", "capped_optimizer", "choice_costs"]
 
 DEFAULT_RATIO = 1.2  # c and pieces per segment of the default navigator (RESULTS §6.15, dev pairs)
 DEFAULT_SUBDIVIDE = 8
@@ -194,8 +195,10 @@ class CappedFrames(Method):
     def config(self) -> dict[str, Any]:
         base = self.base.config()
         steps = self.steps if self.steps is not None else base.get("steps")
+        costs = self.energy.config() if hasattr(self.energy, "config") else repr(self.energy)
         return {"steps": steps, "ratio": self.ratio, "subdivide": self.subdivide,
-                "mix": list(self.mix), "base": {"name": self.base.name, **base}}  # fmt: skip
+                "mix": list(self.mix), "costs": costs,
+                "base": {"name": self.base.name, **base}}  # fmt: skip
 
     def _path(self, z_a, z_b, callback):
         return self.select(self.base._path(z_a, z_b, callback))
@@ -254,18 +257,28 @@ class CappedFrames(Method):
 DEFAULT_OPTIMIZER = {"coarse": 4, "iterations": 50, "reparametrize": 1}  # RESULTS §6.17 (dev)
 
 
+def choice_costs(energy: Energy) -> Energy:
+    """The point costs the default frame choice ranks its candidates by: ``energy``'s terms but
+    :class:`~latentnav.navigation.energy.Cycle` (density and classes; RESULTS §6.20: as clean on
+    300 dev pairs at d = 8, 16 and 32, without an encoder pass over the candidates); ``energy``
+    itself when the cycle is all it has."""
+    terms = tuple(t for t in energy.terms if not isinstance(t, Cycle))
+    return Energy(*terms) if terms else energy
+
+
 def capped_optimizer(aae: nn.Module, **options: Any) -> CappedFrames:
-    """The default navigation method (RESULTS §6.15, §6.17): the optimiser coarse to fine with
-    its points kept at equal decoded arc length (:data:`DEFAULT_OPTIMIZER`: T / 4 steps, 50
+    """The default navigation method (RESULTS §6.15, §6.17, §6.20): the optimiser coarse to fine
+    with its points kept at equal decoded arc length (:data:`DEFAULT_OPTIMIZER`: T / 4 steps, 50
     iterations, reparametrised every iteration), ``options`` its fields (``steps``,
     ``iterations``, ``energy``, ...; ``coarse=1, iterations=100, reparametrize=0`` the plain
     optimiser of §6.15; another ``init`` than SLERP runs at T), its frames re-chosen under the
-    default cap."""
+    default cap by the energy's point terms but the cycle (:func:`choice_costs`)."""
     defaults = dict(DEFAULT_OPTIMIZER)
     if options.get("init", "slerp") != "slerp":  # coarse to fine starts from SLERP
         defaults["coarse"] = 1
     options = {**defaults, **options}
-    return CappedFrames(aae, base=make_method("optimizer", aae, **options))
+    base = make_method("optimizer", aae, **options)
+    return CappedFrames(aae, base=base, energy=choice_costs(base.energy))
 
 
 @register_method("capped_fast")
