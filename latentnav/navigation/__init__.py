@@ -41,6 +41,7 @@ from latentnav.navigation.frames import (
     CappedFrames,
     FastCappedFrames,
     capped_optimizer,
+    choice_costs,
     select_frames,
 )
 from latentnav.navigation.graph import attach_data_graph, has_data_graph
@@ -65,6 +66,7 @@ __all__ = [
     "cluster_classifier",
     "CappedFrames",
     "FastCappedFrames",
+    "choice_costs",
     "select_frames",
     "attach_cluster_classifier",
     "StepwiseConfig",
