@@ -21,7 +21,9 @@ label-free classes, k-means of a UMAP embedding of the ``--bank-images`` trainin
 ``latentnav.navigation.clusters.cluster_classifier``; ``labels[,...]``: the same with a latent
 classifier on the digits of the ``--bank-images`` training images (the with-labels target); on
 any optimiser variant ``cap=c[,sub=s,fcycle=0]`` adds a row for the same path's frames re-chosen
-under the jump cap, ``CappedFrames`` (``fcycle=0``: by the point costs but the cycle);
+under the jump cap, ``CappedFrames`` (``fcycle=0``: by the point costs but the cycle; ``bank=m``:
+also the m nearest data-bank latents of each dense point, ``BankFrames``); ``labels,both=ν``:
++ the stored label-free classes' term with weight ν;
 ``cap=1.2/1.3`` a row per ratio; ``mix=k``: k further candidate polylines toward SLERP;
 ``polish=n[,pcap=c']``: then n optimiser iterations from the capped frames, ``JumpCap(10, c')``
 against them added).
@@ -50,11 +52,19 @@ from latentnav.data import load_mnist
 from latentnav.metrics import ood_detector, reconstruction_floor, reference_classifier
 from latentnav.navigation import Navigator
 from latentnav.navigation.auto import DataFirst
-from latentnav.navigation.energy import Cycle, Energy, default_energy, label_free, with_classes
-from latentnav.navigation.frames import DEFAULT_OPTIMIZER, CappedFrames, choice_costs
+from latentnav.navigation.energy import (
+    Cycle,
+    EndpointClasses,
+    Energy,
+    default_energy,
+    label_free,
+    with_classes,
+)
+from latentnav.navigation.frames import DEFAULT_OPTIMIZER, DISTANCES, CappedFrames, choice_costs
 from latentnav.navigation.graph import data_bank
 from latentnav.navigation.methods import make_method
 from latentnav.navigation.optimizer import resample
+from latentnav.navigation.path import LatentPath
 from latentnav.navigation.scales import path_scales, scale_free
 
 
@@ -200,6 +210,38 @@ class ScorePull:
         return [self.diffusion]
 
 
+class BankFrames(CappedFrames):
+    """CappedFrames whose candidates also hold, for each interior point of the dense polyline, its
+    ``m`` nearest latents of the checkpoint's data bank (encoded training images), each at that
+    point's position along the path (``bank=m``: frames that are the data's own codes)."""
+
+    def __init__(self, aae, base, ratio, subdivide, m, energy=None):
+        from latentnav.navigation.graph import stored_edges
+
+        super().__init__(aae, base, ratio, subdivide, energy=energy)
+        self.bank, self.m = stored_edges(aae)[0].float(), int(m)
+
+    def _candidates(self, path, straight):
+        z, order = super()._candidates(path, straight)
+        g, n, d = z.shape
+        inner = z[:, 1:-1].reshape(-1, d)
+        near = torch.cat([torch.cdist(part, self.bank).topk(self.m, largest=False).indices
+                          for part in inner.split(4096)])  # fmt: skip
+        near = self.bank[near].view(g, (n - 2) * self.m, d)
+        z = torch.cat([z[:, :-1], near, z[:, -1:]], 1)
+        inner_order = order[1:-1].repeat_interleave(self.m)
+        return z, torch.cat([order[:-1], inner_order, order[-1:]])
+
+    def select(self, base):
+        z0 = base.z.detach()
+        points = (1 + self.m) * (z0.shape[1] - 1) * self.subdivide + 1
+        group = max(1, DISTANCES // points**2)
+        parts = [self._choose(z0[i : i + group]) for i in range(0, len(z0), group)]
+        z, index, over = (torch.cat(p) for p in zip(*parts, strict=True))
+        z[:, 0], z[:, -1] = z0[:, 0], z0[:, -1]
+        return LatentPath(z, {"frame_index": index, "over_cap": over}, self.name, self.config())
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("variants", nargs="*")
@@ -260,7 +302,7 @@ def main(argv: list[str] | None = None) -> None:
             nav = Navigator(aae, "graph", steps=32, **options)
         elif name == "default":  # exactly the front door: Navigator(aae[, **optimiser fields])
             preset = {k: kw.pop(k) for k in PRESET_KEYS if k in kw}  # the default energy's
-            frames = {k: kw.pop(k) for k in ("sub", "ratio", "fcycle") if k in kw}  # frames
+            frames = {k: kw.pop(k) for k in ("sub", "ratio", "fcycle", "bank") if k in kw}
             options = method_options(kw, None, None)
             if preset:
                 options["energy"] = default_energy(aae, aae.compass, **preset)
@@ -270,7 +312,11 @@ def main(argv: list[str] | None = None) -> None:
                 if not frames.get("fcycle", 1):
                     costs = Energy(*(t for t in base.energy.terms if not isinstance(t, Cycle)))
                 sub, ratio = int(frames.get("sub", 8)), frames.get("ratio", 1.2)
-                capped = CappedFrames(aae, base, ratio=ratio, subdivide=sub, energy=costs)
+                if "bank" in frames:
+                    costs = costs if costs is not None else choice_costs(base.energy)
+                    capped = BankFrames(aae, base, ratio, sub, frames["bank"], costs)
+                else:
+                    capped = CappedFrames(aae, base, ratio=ratio, subdivide=sub, energy=costs)
                 nav = Navigator(aae, DataFirst(aae, steps=32, fallback=capped))
             else:
                 nav = Navigator(aae, steps=32, **options)
@@ -282,14 +328,18 @@ def main(argv: list[str] | None = None) -> None:
         else:
             keys = ("it", "lr", "tol", "coarse", "decay", "init_t0", "init_n", "sw", "st0",
                     "ginit", "cap", "sub", "mix", "polish", "pcap", "smooth", "smode", "cw",
-                    "cit", "rep", "ocoarse", "fcycle")  # fmt: skip
+                    "cit", "rep", "ocoarse", "fcycle", "bank")  # fmt: skip
             opt = {k: kw.pop(k) for k in keys if k in kw}
             if name == "label_free":
                 energy = label_free(aae, aae.compass, **kw)
             elif name in ("clusters", "spectral", "labels"):  # with_classes on those classes
                 classifier = label_free_classifier(name, spec, kw, aae, graph_images, train, test)
+                both = kw.pop("both", 0)  # both=ν: + EndpointClasses(the stored clusters, ν)
                 kw = {k: (int(v) if k == "jump_power" else v) for k, v in kw.items()}
                 energy = with_classes(aae, aae.compass, classifier, **kw)
+                if both:
+                    clusters = EndpointClasses(aae.cluster_classifier, float(both))
+                    energy = Energy(*energy.terms, clusters)
             else:
                 energy = scale_free(aae, aae.compass, scales, **kw)
             if "sw" in opt:  # sw=w, st0=t0: + ScorePull(w, t0)
@@ -328,7 +378,10 @@ def main(argv: list[str] | None = None) -> None:
                 mix = tuple(1 - i / k for i in range(1, k + 1))
                 sub = int(opt.get("sub", 8))
                 costs = None if opt.get("fcycle", 1) else choice_costs(energy)  # fcycle=0
-                capped = CappedFrames(aae, nav.method, float(ratio), sub, mix=mix, energy=costs)
+                if "bank" in opt:  # bank=m: + the m nearest data-bank latents of each point
+                    capped = BankFrames(aae, nav.method, float(ratio), sub, opt["bank"], costs)
+                else:
+                    capped = CappedFrames(aae, nav.method, float(ratio), sub, mix=mix, energy=costs)
                 start = time.perf_counter()
                 chosen = capped.select(path)
                 found.append((f"{spec} [capped {ratio}]", chosen, time.perf_counter() - start))
