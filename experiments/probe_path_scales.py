@@ -23,7 +23,8 @@ classifier on the digits of the ``--bank-images`` training images (the with-labe
 any optimiser variant ``cap=c[,sub=s,fcycle=0]`` adds a row for the same path's frames re-chosen
 under the jump cap, ``CappedFrames`` (``fcycle=0``: by the point costs but the cycle; ``bank=m``:
 also the m nearest data-bank latents of each dense point, ``BankFrames``); ``labels,both=ν``:
-+ the stored label-free classes' term with weight ν;
++ the stored label-free classes' term with weight ν; ``knn=λ[,kk=k]`` (labels or default): + a
+density term on the data bank's k-NN density (``KNNCompass``);
 ``cap=1.2/1.3`` a row per ratio; ``mix=k``: k further candidate polylines toward SLERP;
 ``polish=n[,pcap=c']``: then n optimiser iterations from the capped frames, ``JumpCap(10, c')``
 against them added).
@@ -54,6 +55,7 @@ from latentnav.navigation import Navigator
 from latentnav.navigation.auto import DataFirst
 from latentnav.navigation.energy import (
     Cycle,
+    Density,
     EndpointClasses,
     Energy,
     default_energy,
@@ -210,6 +212,23 @@ class ScorePull:
         return [self.diffusion]
 
 
+class KNNCompass(torch.nn.Module):
+    """ℓ(z) = log p(z) − log q̂(z) with q̂ the k-NN density of the checkpoint's data bank, log q̂(z)
+    = −d · log r_k(z) + const (r_k: the distance to the k-th nearest bank latent), so that
+    ``Density(KNNCompass(...), prior, λ)`` costs λ · d · log r_k at each point (``knn=λ``)."""
+
+    def __init__(self, aae, k: int = 10):
+        from latentnav.navigation.graph import stored_edges
+
+        super().__init__()
+        self.bank, self.prior, self.k = stored_edges(aae)[0].float(), aae.prior, int(k)
+
+    def forward(self, z):
+        r = torch.cat([torch.cdist(part, self.bank).topk(self.k, largest=False).values[:, -1]
+                       for part in z.split(4096)])  # fmt: skip
+        return self.prior.log_prob(z) + z.shape[1] * torch.log(r.clamp_min(1e-8))
+
+
 class BankFrames(CappedFrames):
     """CappedFrames whose candidates also hold, for each interior point of the dense polyline, its
     ``m`` nearest latents of the checkpoint's data bank (encoded training images), each at that
@@ -302,10 +321,14 @@ def main(argv: list[str] | None = None) -> None:
             nav = Navigator(aae, "graph", steps=32, **options)
         elif name == "default":  # exactly the front door: Navigator(aae[, **optimiser fields])
             preset = {k: kw.pop(k) for k in PRESET_KEYS if k in kw}  # the default energy's
+            knn = {k: kw.pop(k) for k in ("knn", "kk") if k in kw}
             frames = {k: kw.pop(k) for k in ("sub", "ratio", "fcycle", "bank") if k in kw}
             options = method_options(kw, None, None)
-            if preset:
+            if preset or knn:
                 options["energy"] = default_energy(aae, aae.compass, **preset)
+            if knn:  # knn=λ[,kk=k]: + Density(the bank's k-NN density, λ)
+                term = Density(KNNCompass(aae, int(knn.get("kk", 10))), aae.prior, knn["knn"])
+                options["energy"] = Energy(*options["energy"].terms, term)
             if frames:  # Navigator(aae) with those CappedFrames options, the data graph first
                 base = make_method("optimizer", aae, steps=32, **{**DEFAULT_OPTIMIZER, **options})
                 costs = None  # fcycle=0: the frame choice's point costs without the cycle term
@@ -328,7 +351,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             keys = ("it", "lr", "tol", "coarse", "decay", "init_t0", "init_n", "sw", "st0",
                     "ginit", "cap", "sub", "mix", "polish", "pcap", "smooth", "smode", "cw",
-                    "cit", "rep", "ocoarse", "fcycle", "bank")  # fmt: skip
+                    "cit", "rep", "ocoarse", "fcycle", "bank", "knn", "kk")  # fmt: skip
             opt = {k: kw.pop(k) for k in keys if k in kw}
             if name == "label_free":
                 energy = label_free(aae, aae.compass, **kw)
@@ -340,6 +363,9 @@ def main(argv: list[str] | None = None) -> None:
                 if both:
                     clusters = EndpointClasses(aae.cluster_classifier, float(both))
                     energy = Energy(*energy.terms, clusters)
+                if "knn" in opt:  # knn=λ[,kk=k]: + Density(the bank's k-NN density, λ)
+                    knn = KNNCompass(aae, int(opt.get("kk", 10)))
+                    energy = Energy(*energy.terms, Density(knn, aae.prior, float(opt["knn"])))
             else:
                 energy = scale_free(aae, aae.compass, scales, **kw)
             if "sw" in opt:  # sw=w, st0=t0: + ScorePull(w, t0)
