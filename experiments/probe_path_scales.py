@@ -30,8 +30,8 @@ density term on the data bank's k-NN density (``KNNCompass``);
 against them added).
 ``default``: ``Navigator(aae)`` as a user calls it (the checkpoint's graph and classes, the cap);
 ``default,key=value``: optimiser fields, preset keys (``density_weight=...``: the default energy
-with that override), ``sub``/``ratio`` (the frame choice's subdivide and cap), ``fcycle=0``
-(its point costs without the cycle term).
+with that override), ``sub``/``ratio`` (the frame choice's subdivide and cap, its costs all the
+point terms), ``fcycle=0`` (its costs without the cycle term, as ``Navigator(aae)``'s).
 Any other method of the registry by name with its options (``score,t0=0.05,corrections=3``,
 ``sde,t0=0.1,substeps=20,guided=1``: the bundle's diffusion model, and ``--discriminator`` D_ψ when
 guided). ``--pairs dev`` (default) tunes on the dev pairs of path_optimizer_sweep.py; ``--pairs
@@ -54,7 +54,6 @@ from latentnav.metrics import ood_detector, reconstruction_floor, reference_clas
 from latentnav.navigation import Navigator
 from latentnav.navigation.auto import DataFirst
 from latentnav.navigation.energy import (
-    Cycle,
     Density,
     EndpointClasses,
     Energy,
@@ -62,11 +61,10 @@ from latentnav.navigation.energy import (
     label_free,
     with_classes,
 )
-from latentnav.navigation.frames import DEFAULT_OPTIMIZER, DISTANCES, CappedFrames, choice_costs
-from latentnav.navigation.graph import data_bank
+from latentnav.navigation.frames import DEFAULT_OPTIMIZER, CappedFrames, choice_costs
+from latentnav.navigation.graph import _nearest, data_bank, stored_edges
 from latentnav.navigation.methods import make_method
 from latentnav.navigation.optimizer import resample
-from latentnav.navigation.path import LatentPath
 from latentnav.navigation.scales import path_scales, scale_free
 
 
@@ -218,14 +216,12 @@ class KNNCompass(torch.nn.Module):
     ``Density(KNNCompass(...), prior, λ)`` costs λ · d · log r_k at each point (``knn=λ``)."""
 
     def __init__(self, aae, k: int = 10):
-        from latentnav.navigation.graph import stored_edges
-
         super().__init__()
         self.bank, self.prior, self.k = stored_edges(aae)[0].float(), aae.prior, int(k)
 
     def forward(self, z):
-        r = torch.cat([torch.cdist(part, self.bank).topk(self.k, largest=False).values[:, -1]
-                       for part in z.split(4096)])  # fmt: skip
+        kth = _nearest(z.detach(), self.bank, self.k, skip_self=False)[:, -1]
+        r = (z - self.bank[kth]).norm(dim=-1)  # differentiable in z
         return self.prior.log_prob(z) + z.shape[1] * torch.log(r.clamp_min(1e-8))
 
 
@@ -235,30 +231,20 @@ class BankFrames(CappedFrames):
     point's position along the path (``bank=m``: frames that are the data's own codes)."""
 
     def __init__(self, aae, base, ratio, subdivide, m, energy=None):
-        from latentnav.navigation.graph import stored_edges
-
         super().__init__(aae, base, ratio, subdivide, energy=energy)
         self.bank, self.m = stored_edges(aae)[0].float(), int(m)
+
+    def _count(self, steps):
+        return (1 + self.m) * steps * self.subdivide + 1
 
     def _candidates(self, path, straight):
         z, order = super()._candidates(path, straight)
         g, n, d = z.shape
-        inner = z[:, 1:-1].reshape(-1, d)
-        near = torch.cat([torch.cdist(part, self.bank).topk(self.m, largest=False).indices
-                          for part in inner.split(4096)])  # fmt: skip
+        near = _nearest(z[:, 1:-1].reshape(-1, d), self.bank, self.m, skip_self=False)
         near = self.bank[near].view(g, (n - 2) * self.m, d)
         z = torch.cat([z[:, :-1], near, z[:, -1:]], 1)
         inner_order = order[1:-1].repeat_interleave(self.m)
         return z, torch.cat([order[:-1], inner_order, order[-1:]])
-
-    def select(self, base):
-        z0 = base.z.detach()
-        points = (1 + self.m) * (z0.shape[1] - 1) * self.subdivide + 1
-        group = max(1, DISTANCES // points**2)
-        parts = [self._choose(z0[i : i + group]) for i in range(0, len(z0), group)]
-        z, index, over = (torch.cat(p) for p in zip(*parts, strict=True))
-        z[:, 0], z[:, -1] = z0[:, 0], z0[:, -1]
-        return LatentPath(z, {"frame_index": index, "over_cap": over}, self.name, self.config())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -331,12 +317,11 @@ def main(argv: list[str] | None = None) -> None:
                 options["energy"] = Energy(*options["energy"].terms, term)
             if frames:  # Navigator(aae) with those CappedFrames options, the data graph first
                 base = make_method("optimizer", aae, steps=32, **{**DEFAULT_OPTIMIZER, **options})
-                costs = None  # fcycle=0: the frame choice's point costs without the cycle term
-                if not frames.get("fcycle", 1):
-                    costs = Energy(*(t for t in base.energy.terms if not isinstance(t, Cycle)))
+                # all the point terms unless fcycle=0 (or bank=m): those but the cycle
+                no_cycle = not frames.get("fcycle", 1) or "bank" in frames
+                costs = choice_costs(base.energy) if no_cycle else None
                 sub, ratio = int(frames.get("sub", 8)), frames.get("ratio", 1.2)
                 if "bank" in frames:
-                    costs = costs if costs is not None else choice_costs(base.energy)
                     capped = BankFrames(aae, base, ratio, sub, frames["bank"], costs)
                 else:
                     capped = CappedFrames(aae, base, ratio=ratio, subdivide=sub, energy=costs)

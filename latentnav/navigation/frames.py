@@ -206,14 +206,17 @@ class CappedFrames(Method):
     def select(self, base: LatentPath) -> LatentPath:
         """The capped frames along a given path (``base.z`` (B, T₀ + 1, d), its endpoints kept)."""
         z0 = base.z.detach()
-        points = (1 + len(self.mix)) * (z0.shape[1] - 1) * self.subdivide + 1
-        group = max(1, DISTANCES // points**2)
+        group = max(1, DISTANCES // self._count(z0.shape[1] - 1) ** 2)
         parts = [self._choose(z0[i : i + group]) for i in range(0, len(z0), group)]
         z, index, over = (torch.cat(p) for p in zip(*parts, strict=True))
         z[:, 0], z[:, -1] = z0[:, 0], z0[:, -1]
         per_pair = {k: v for k, v in base.records.items() if v.shape == (len(z0),)}
         records = {**per_pair, "frame_index": index, "over_cap": over}
         return LatentPath(z, records, self.name, self.config())
+
+    def _count(self, steps: int) -> int:
+        """N, the candidate points of :meth:`_candidates` for a base path of ``steps`` steps."""
+        return (1 + len(self.mix)) * steps * self.subdivide + 1
 
     def _candidates(self, path: torch.Tensor, straight: torch.Tensor):
         """(G, T + 1, d) path and SLERP → candidate points (G, N, d) (start first, end last, the
