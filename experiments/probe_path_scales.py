@@ -25,6 +25,13 @@ under the jump cap, ``CappedFrames`` (``fcycle=0``: by the point costs but the c
 also the m nearest data-bank latents of each dense point, ``BankFrames``); ``labels,both=ν``:
 + the stored label-free classes' term with weight ν; ``knn=λ[,kk=k]`` (labels or default): + a
 density term on the data bank's k-NN density (``KNNCompass``);
+``labels,conf=ν'``: + the probe's ``Ambiguity`` term (a frame between the endpoints' classes
+costs); ``labels,ink=w[,iq=q]``: + the probe's ``Ink`` (floor: the q-quantile of the
+reconstructions of ``--bank-images``' first 10 000); ``labels,ink_weight=w[,iq=q]`` and
+``default,ink=w[,iq=q,iends=0]``: the library's Ink term (floor from the stored latents, at
+q; ``iends=0``: not lowered to the fainter endpoint's norm);
+``labels,front=1[,it=n]``: ``Navigator(aae, energy=that energy)``, the front door (data graph
+first, the default optimiser, frames under the cap by ``choice_costs``);
 ``cap=1.2/1.3`` a row per ratio; ``mix=k``: k further candidate polylines toward SLERP;
 ``polish=n[,pcap=c']``: then n optimiser iterations from the capped frames, ``JumpCap(10, c')``
 against them added).
@@ -54,6 +61,7 @@ from latentnav.metrics import ood_detector, reconstruction_floor, reference_clas
 from latentnav.navigation import Navigator
 from latentnav.navigation.auto import DataFirst
 from latentnav.navigation.energy import (
+    DEFAULT_INK,
     Density,
     EndpointClasses,
     Energy,
@@ -63,6 +71,7 @@ from latentnav.navigation.energy import (
 )
 from latentnav.navigation.frames import DEFAULT_OPTIMIZER, CappedFrames, choice_costs
 from latentnav.navigation.graph import _nearest, data_bank, stored_edges
+from latentnav.navigation.ink import FLOOR_QUANTILE, ink_floor
 from latentnav.navigation.methods import make_method
 from latentnav.navigation.optimizer import resample
 from latentnav.navigation.scales import path_scales, scale_free
@@ -225,6 +234,49 @@ class KNNCompass(torch.nn.Module):
         return self.prior.log_prob(z) + z.shape[1] * torch.log(r.clamp_min(1e-8))
 
 
+class Ambiguity(EndpointClasses):
+    """Probe term (``labels,conf=ν'``): ν' · Σ_{k=1}^{T−1} [log(p(ŷ_0 | z_k) + p(ŷ_T | z_k)) −
+    max(log p(ŷ_0 | z_k), log p(ŷ_T | z_k))] → (B,), 0 where the endpoints agree and at most
+    ν' · log 2: a frame costs for being between the endpoints' classes, not only outside both
+    (with ν' = ν the class term becomes ν · −max log p)."""
+
+    def _points(self, context):
+        b, n, d = context.z.shape
+        if n <= 2:
+            return context.z.new_zeros(b, 0)
+        logp = self.classifier(context.z.reshape(b * n, d)).log_softmax(-1).view(b, n, -1)
+        ends = logp[:, [0, -1]].detach().argmax(-1)
+        picked = logp[:, 1:-1].gather(2, ends[:, None, :].expand(-1, n - 2, -1))
+        same = (ends[:, 0] == ends[:, 1])[:, None]
+        return torch.where(same, 0.0, picked.logsumexp(-1) - picked.amax(-1))
+
+    def config(self):
+        return {"term": "ambiguity", "weight": self.weight}
+
+
+class Ink:
+    """Probe term (``ink=w[,iq=q]``): w · Σ_{k=1}^{T−1} max(log n_q − log ‖G(z_k)‖, 0) → (B,),
+    n_q the q-quantile (default 0.05) of the pixel norms of reconstructions G(E(x)) of training
+    images: a frame fainter than the data's faint end costs by how much fainter it is."""
+
+    def __init__(self, aae, images, weight: float, q: float = 0.05):
+        with torch.no_grad():
+            parts = [aae.reconstruct(x).flatten(1).norm(dim=1) for x in images.split(2048)]
+            norms = torch.cat(parts)
+        self.floor, self.weight, self.q = norms.quantile(q).log().item(), float(weight), q
+
+    def __call__(self, context):
+        return self.per_point(context).sum(1)
+
+    def per_point(self, context):
+        b, n = context.z.shape[:2]
+        x = context.inner_images().reshape(b, n - 2, -1)
+        return self.weight * (self.floor - x.norm(dim=-1).clamp_min(1e-6).log()).clamp_min(0)
+
+    def config(self):
+        return {"term": "ink", "weight": self.weight, "q": self.q}
+
+
 class BankFrames(CappedFrames):
     """CappedFrames whose candidates also hold, for each interior point of the dense polyline, its
     ``m`` nearest latents of the checkpoint's data bank (encoded training images), each at that
@@ -308,8 +360,13 @@ def main(argv: list[str] | None = None) -> None:
         elif name == "default":  # exactly the front door: Navigator(aae[, **optimiser fields])
             preset = {k: kw.pop(k) for k in PRESET_KEYS if k in kw}  # the default energy's
             knn = {k: kw.pop(k) for k in ("knn", "kk") if k in kw}
+            ink = {k: kw.pop(k) for k in ("ink", "iq", "iends") if k in kw}
             frames = {k: kw.pop(k) for k in ("sub", "ratio", "fcycle", "bank") if k in kw}
             options = method_options(kw, None, None)
+            if ink:  # ink=w[,iq=q]: the library's Ink with weight w, floor at the q-quantile
+                preset["ink_weight"] = ink.get("ink", DEFAULT_INK)
+                preset["ink_floor"] = ink_floor(aae, quantile=ink.get("iq", FLOOR_QUANTILE))
+                preset["ink_endpoints"] = bool(ink.get("iends", 1))
             if preset or knn:
                 options["energy"] = default_energy(aae, aae.compass, **preset)
             if knn:  # knn=λ[,kk=k]: + Density(the bank's k-NN density, λ)
@@ -336,7 +393,8 @@ def main(argv: list[str] | None = None) -> None:
         else:
             keys = ("it", "lr", "tol", "coarse", "decay", "init_t0", "init_n", "sw", "st0",
                     "ginit", "cap", "sub", "mix", "polish", "pcap", "smooth", "smode", "cw",
-                    "cit", "rep", "ocoarse", "fcycle", "bank", "knn", "kk")  # fmt: skip
+                    "cit", "rep", "ocoarse", "fcycle", "bank", "knn", "kk", "conf", "ink",
+                    "iq", "front")  # fmt: skip
             opt = {k: kw.pop(k) for k in keys if k in kw}
             if name == "label_free":
                 energy = label_free(aae, aae.compass, **kw)
@@ -348,6 +406,19 @@ def main(argv: list[str] | None = None) -> None:
                 if both:
                     clusters = EndpointClasses(aae.cluster_classifier, float(both))
                     energy = Energy(*energy.terms, clusters)
+                if "ink" in opt:  # ink=w[,iq=q]: + the probe's Ink (floor from graph_images)
+                    ink = Ink(aae, graph_images[:10000], opt["ink"], opt.get("iq", 0.05))
+                    energy = Energy(*energy.terms, ink)
+                elif "iq" in opt:  # iq=q with ink_weight=w: the library's, floor at q
+                    energy = with_classes(
+                        aae,
+                        aae.compass,
+                        classifier,
+                        ink_floor=ink_floor(aae, quantile=opt["iq"]),
+                        **kw,
+                    )
+                if "conf" in opt:  # conf=ν': + Ambiguity(classifier, ν')
+                    energy = Energy(*energy.terms, Ambiguity(classifier, float(opt["conf"])))
                 if "knn" in opt:  # knn=λ[,kk=k]: + Density(the bank's k-NN density, λ)
                     knn = KNNCompass(aae, int(opt.get("kk", 10)))
                     energy = Energy(*energy.terms, Density(knn, aae.prior, float(opt["knn"])))
@@ -362,7 +433,12 @@ def main(argv: list[str] | None = None) -> None:
                       "smooth": opt.get("smode", "gradient"),
                       "reparametrize": int(opt.get("rep", 0)),
                       "coarse": int(opt.get("ocoarse", 1))}  # fmt: skip
-            nav = Navigator(aae, "optimizer", energy=energy, steps=32, **fields)
+            if "front" in opt:  # front=1: the front door with this energy, Navigator(aae, energy=)
+                front = {"iterations": int(opt["it"])} if "it" in opt else {}
+                nav = Navigator(aae, energy=energy, steps=32, **front)
+                opt = {}
+            else:
+                nav = Navigator(aae, "optimizer", energy=energy, steps=32, **fields)
         start = time.perf_counter()
         if "coarse" in opt:
             t0 = int(opt["coarse"])  # cw: the point terms × cw at T₀ (cw = 32 / T₀: the same sum)

@@ -89,7 +89,7 @@ def test_an_attached_cluster_classifier_travels_in_the_checkpoint_and_sets_the_d
     from latentnav.aae import AAE, AAEConfig
     from latentnav.latent_classifier import LatentClassifierConfig
     from latentnav.navigation import Navigator, attach_cluster_classifier
-    from latentnav.navigation.energy import EndpointClasses, default_energy, label_free
+    from latentnav.navigation.energy import DEFAULT_INK, EndpointClasses, default_energy, label_free
 
     torch.manual_seed(0)
     aae = AAE(AAEConfig(image_shape=(4,), latent_dim=2, hidden=(16,), disc_hidden=(8,))).eval()
@@ -97,7 +97,8 @@ def test_an_attached_cluster_classifier_travels_in_the_checkpoint_and_sets_the_d
     centres = torch.tensor([[0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]])
     x, _ = blobs(20, centres, 0.05, seed=3)
     attach_data_graph(aae, x.clamp(0, 1), k=5, invert_above=None)
-    assert default_energy(aae, aae.compass).config() == label_free(aae, aae.compass).config()
+    free = label_free(aae, aae.compass, ink_weight=DEFAULT_INK)  # the stored latents: ink too
+    assert default_energy(aae, aae.compass).config() == free.config()
     config = LatentClassifierConfig(epochs=5, hidden=(8,))
     report = attach_cluster_classifier(aae, 3, eigenvectors=40, config=config)  # 40 > N/2: 30
     assert sum(report["cluster_sizes"]) == 60 and aae.cluster_classifier.num_classes == 3

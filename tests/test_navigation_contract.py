@@ -242,7 +242,7 @@ def test_front_door_fits_a_missing_compass_on_first_use_from_given_data():
     assert bare.compass is not None and 0 <= nav.compass_report["heldout_accuracy"] <= 1
     path = nav.path(*pairs())
     # The default now runs with the attached compass, exactly as with that compass passed in.
-    same = Navigator(bare, compass=bare.compass, steps=T, iterations=2).path(*pairs())
+    same = Navigator(bare, data=data, compass=bare.compass, steps=T, iterations=2).path(*pairs())
     assert torch.equal(path.z, same.z)
     with pytest.raises(ValueError, match=r"data must be images \(N, \(6,\)\)"):
         Navigator(AAE(bare.config), data=torch.rand(30, 7))

@@ -25,10 +25,12 @@ from latentnav.navigation.auto import DataFirst
 from latentnav.navigation.clusters import attach_cluster_classifier, cluster_classifier
 from latentnav.navigation.compasses import DensityCompass, DiscriminatorCompass
 from latentnav.navigation.energy import (
+    DEFAULT_INK,
     Cycle,
     Density,
     EndpointClasses,
     Energy,
+    Ink,
     JumpCap,
     MaxJump,
     PathContext,
@@ -45,6 +47,7 @@ from latentnav.navigation.frames import (
     select_frames,
 )
 from latentnav.navigation.graph import attach_data_graph, has_data_graph
+from latentnav.navigation.ink import ink_floor, stored_latents
 from latentnav.navigation.methods import METHODS, Method, check_pair, make_method, register_method
 from latentnav.navigation.optimizer import OptimizerConfig, PathOptimizer
 from latentnav.navigation.path import LatentPath
@@ -78,6 +81,7 @@ __all__ = [
     "JumpCap",
     "MaxJump",
     "Density",
+    "Ink",
     "Cycle",
     "EndpointClasses",
     "label_free",
@@ -124,7 +128,8 @@ class Navigator:
     their graph (``latentnav train-aae``, :func:`attach_data_graph`), ``"auto"``: per pair the
     geodesic of the graph over them where its chain resolves the T frames, else those capped
     frames (:class:`DataFirst`). An AAE without a compass fits one on first use from ``data``,
-    with ``compass_config``."""
+    with ``compass_config``, and where it stores no training latents takes the ink term's floor
+    from ``data`` (:func:`~latentnav.navigation.ink.ink_floor`)."""
 
     def __init__(
         self,
@@ -145,6 +150,11 @@ class Navigator:
                 if data is None:
                     raise ValueError(_MISSING_COMPASS)
                 self.compass_report = _fit_missing_compass(aae, data, compass_config)
+            if data is not None and stored_latents(aae) is None and "energy" not in options:
+                compass = options.get("compass", aae.compass)  # the ink floor from the data
+                floor = ink_floor(aae, data)
+                options["energy"] = default_energy(aae, compass, ink_weight=DEFAULT_INK,
+                                                   ink_floor=floor)  # fmt: skip
             self.method = capped_optimizer(aae, **options)
             if data is not None or has_data_graph(aae):  # then the data graph first
                 steps = self.method.base.settings.steps

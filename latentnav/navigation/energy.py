@@ -8,6 +8,7 @@ For one pair, frames x_k = G(z_k), steps Δ_k = ‖x_{k+1} − x_k‖ (k = 0..T�
     Density(ℓ, prior, λ, τ, s)  λ · Σ_{k=1}^{T−1} h(log q(z_k))                (density)
     Cycle(E, γ, κ)              γ · Σ_{k=1}^{T−1} max(‖E(G(z_k)) − z_k‖² − κ, 0)  (cycle)
     EndpointClasses(p(y|z), ν)  ν · Σ_{k=1}^{T−1} −log(p(ŷ_0 | z_k) + p(ŷ_T | z_k))  (classes)
+    Ink(n₀, w)                  w · Σ_{k=1}^{T−1} max(log n − log ‖x_k‖, 0)     (ink, ink.py)
 
     Δ̂ = the largest step of the reference path (the optimiser's start, SLERP by default), so the
     cap is in each pair's own units: no step longer than c times the straight path's longest.
@@ -31,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from latentnav.interpolation import interpolate
+from latentnav.navigation.ink import Ink, ink_floor, stored_latents
 
 __all__ = [
     "PathContext",
@@ -40,6 +42,7 @@ __all__ = [
     "Density",
     "Cycle",
     "EndpointClasses",
+    "Ink",
     "Energy",
     "log_q",
     "cycle_error",
@@ -361,7 +364,9 @@ class _ScaledPoints:
 # -- named presets (RESULTS §6.5 label-free choice; §6.8 with labels, d = 8 dev choice) ----------
 LABEL_FREE = {"density_weight": 30.0, "jump_weight": 0.3, "jump_power": 16.0,
               "cycle_weight": 300.0, "log_q_threshold": None, "hinge_width": 1.0,
-              "cycle_threshold": 0.0, "cap_weight": 0.0, "cap_ratio": 1.0}  # fmt: skip
+              "cycle_threshold": 0.0, "cap_weight": 0.0, "cap_ratio": 1.0,
+              "ink_weight": 0.0, "ink_floor": None, "ink_endpoints": True}  # fmt: skip
+DEFAULT_INK = 300.0  # the default energy's ink weight w (RESULTS §6.22, dev pairs)
 WITH_CLASSES = {**LABEL_FREE, "density_weight": 60.0, "jump_weight": 0.5, "class_weight": 100.0}
 
 
@@ -374,15 +379,22 @@ def _settings(preset: dict[str, Any], overrides: dict[str, Any]) -> dict[str, An
 
 def label_free(aae: nn.Module, compass: nn.Module, **overrides: Any) -> Energy:
     """Smoothness + MaxJump(0.3, 16) + Density(λ = 30, no τ) + Cycle(γ = 300, κ = 0): the label-free
-    energy of RESULTS §6.5 (MNIST d = 8); ``overrides`` replace entries of :data:`LABEL_FREE`."""
+    energy of RESULTS §6.5 (MNIST d = 8); ``overrides`` replace entries of :data:`LABEL_FREE`
+    (``ink_weight`` w > 0 adds Ink(n₀, w, ``ink_endpoints``), n₀ = ``ink_floor`` or, when None,
+    that of the AAE's stored latents, :func:`~latentnav.navigation.ink.ink_floor`)."""
     s = _settings(LABEL_FREE, overrides)
     cap = (JumpCap(s["cap_weight"], s["cap_ratio"]),) if s["cap_weight"] > 0 else ()
+    ink = ()
+    if s["ink_weight"] > 0:
+        floor = s["ink_floor"] if s["ink_floor"] is not None else ink_floor(aae)
+        ink = (Ink(floor, s["ink_weight"], s["ink_endpoints"]),)
     return Energy(
         Smoothness(),
         MaxJump(s["jump_weight"], s["jump_power"]),
         *cap,
         Density(compass, aae.prior, s["density_weight"], s["log_q_threshold"], s["hinge_width"]),
         Cycle(aae.encoder, s["cycle_weight"], s["cycle_threshold"]),
+        *ink,
     )
 
 
@@ -400,8 +412,12 @@ def with_classes(
 def default_energy(aae: nn.Module, compass: nn.Module, **overrides: Any) -> Energy:
     """The path optimiser's default: :func:`with_classes` on ``aae.cluster_classifier`` (label-free
     classes, :func:`~latentnav.navigation.clusters.attach_cluster_classifier`) when the AAE stores
-    one, else :func:`label_free` (RESULTS §6.14); ``overrides`` go to the preset, so
-    ``class_weight`` needs the stored classifier and weights are relative to that preset's."""
+    one, else :func:`label_free` (RESULTS §6.14); with the ink term (w = :data:`DEFAULT_INK`,
+    RESULTS §6.22) when it stores latents of its training images. ``overrides`` go to the
+    preset, so ``class_weight`` needs the stored classifier and weights are relative to that
+    preset's."""
+    if stored_latents(aae) is not None:
+        overrides = {"ink_weight": DEFAULT_INK, **overrides}
     classifier = getattr(aae, "cluster_classifier", None)
     if classifier is None:
         return label_free(aae, compass, **overrides)

@@ -8,7 +8,7 @@ once. Dynamic programming then picks indices 0 = j_0 < j_1 < … < j_T = M minim
     Σ_{k=1}^{T−1} c(z_{j_k})   subject to   max_k ‖x_{j_{k+1}} − x_{j_k}‖ ≤ max(c·Δ̂, b*)
 
 with c(z) the point terms of an energy (:meth:`~latentnav.navigation.energy.Energy.per_point`:
-density, cycle, classes; the endpoints those of the pair; in the default navigator all but the
+density, cycle, classes, ink; the endpoints those of the pair; in the default navigator all but the
 cycle, :func:`choice_costs`), x = G(z), Δ̂ the largest decoded step
 of SLERP between the same endpoints and b* the least largest step any choice of T steps along the
 polyline allows (a bottleneck programme run first): the cap binds wherever the polyline allows it,
@@ -262,7 +262,7 @@ DEFAULT_OPTIMIZER = {"coarse": 4, "iterations": 50, "reparametrize": 1}  # RESUL
 
 def choice_costs(energy: Energy) -> Energy:
     """The point costs the default frame choice ranks its candidates by: ``energy``'s terms but
-    :class:`~latentnav.navigation.energy.Cycle` (density and classes; RESULTS §6.20: as clean on
+    :class:`~latentnav.navigation.energy.Cycle` (density, classes, ink; RESULTS §6.20: as clean on
     300 dev pairs at d = 8, 16 and 32, without an encoder pass over the candidates); ``energy``
     itself when the cycle is all it has."""
     terms = tuple(t for t in energy.terms if not isinstance(t, Cycle))
