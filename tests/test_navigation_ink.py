@@ -11,7 +11,7 @@ from latentnav.aae import AAE, AAEConfig
 from latentnav.navigation import Ink, Navigator, PathContext
 from latentnav.navigation.energy import DEFAULT_INK, default_energy, label_free, with_classes
 from latentnav.navigation.frames import choice_costs
-from latentnav.navigation.ink import FLOOR_QUANTILE, ink_floor, stored_latents
+from latentnav.navigation.ink import FLOOR_QUANTILE, FLOOR_SAMPLES, ink_floor, stored_latents
 
 
 class Identity(nn.Module):
@@ -67,6 +67,11 @@ def test_the_floor_is_the_quantile_of_the_reconstructions_norms(aae):
     for q in (0.05, 0.5):
         assert ink_floor(aae, images, q) == pytest.approx(float(norms.quantile(q)), rel=1e-6)
         assert ink_floor(aae, images, q, batch_size=7) == pytest.approx(ink_floor(aae, images, q))
+    many = torch.rand(FLOOR_SAMPLES + 900, 6, generator=torch.Generator().manual_seed(6))
+    spread = many[torch.linspace(0, len(many) - 1, FLOOR_SAMPLES).round().long()]
+    with torch.no_grad():  # at most FLOOR_SAMPLES images, evenly spaced, first and last included
+        norms = aae.reconstruct(spread).norm(dim=1).double()
+    assert ink_floor(aae, many) == pytest.approx(float(norms.quantile(FLOOR_QUANTILE)), rel=1e-6)
     with pytest.raises(ValueError, match="quantile"):
         ink_floor(aae, images, 1.0)
     with pytest.raises(ValueError, match="images"):

@@ -151,7 +151,8 @@ class Navigator:
                     raise ValueError(_MISSING_COMPASS)
                 self.compass_report = _fit_missing_compass(aae, data, compass_config)
             if data is not None and stored_latents(aae) is None and "energy" not in options:
-                compass = options.get("compass", aae.compass)  # the ink floor from the data
+                compass = options.get("compass")  # the ink floor from the data
+                compass = compass if compass is not None else aae.compass
                 floor = ink_floor(aae, data)
                 options["energy"] = default_energy(aae, compass, ink_weight=DEFAULT_INK,
                                                    ink_floor=floor)  # fmt: skip

@@ -81,8 +81,8 @@ def ink_floor(
     batch_size: int = 4096,
 ) -> float:
     """n₀: the ``quantile`` of ‖G(E(x))‖ over ``images`` (N, *image_shape), or, without images,
-    of ‖G(z)‖ over :data:`FLOOR_SAMPLES` of the AAE's stored latents (:func:`stored_latents`,
-    evenly spaced, so the same on every call)."""
+    of ‖G(z)‖ over the AAE's stored latents (:func:`stored_latents`); at most
+    :data:`FLOOR_SAMPLES` of either, evenly spaced, so the same on every call."""
     if not 0 < quantile < 1:
         raise ValueError(f"quantile must be in (0, 1), got {quantile!r}")
     device = next(aae.parameters()).device
@@ -93,14 +93,20 @@ def ink_floor(
                 "the ink floor needs images= training images, or an AAE that stores their "
                 "latents (aae.latent_bank: `latentnav train-aae` stores it)"
             )
-        z = z[torch.linspace(0, len(z) - 1, min(len(z), FLOOR_SAMPLES)).round().long()]
-        parts = [aae.decoder(part.to(device)) for part in z.split(batch_size)]
+        parts = [aae.decoder(part.to(device)) for part in _spread(z).split(batch_size)]
     else:
         if not (isinstance(images, torch.Tensor) and images.is_floating_point() and len(images)):
             raise ValueError("images must be a non-empty float tensor (N, *image_shape) in [0, 1]")
-        parts = [aae.reconstruct(x.to(device)) for x in images.split(batch_size)]  # shape-checked
+        parts = [aae.reconstruct(x.to(device)) for x in _spread(images).split(batch_size)]
     norms = torch.cat([p.flatten(1).norm(dim=1).double().cpu() for p in parts])
     floor = float(torch.quantile(norms, quantile))
     if not floor > 0:
         raise ValueError(f"the reconstructions' {quantile:.0%} norm quantile is {floor}: no ink")
     return floor
+
+
+def _spread(rows: torch.Tensor) -> torch.Tensor:
+    """At most :data:`FLOOR_SAMPLES` rows, evenly spaced from the first to the last."""
+    if len(rows) <= FLOOR_SAMPLES:
+        return rows
+    return rows[torch.linspace(0, len(rows) - 1, FLOOR_SAMPLES).round().long()]
