@@ -54,6 +54,7 @@ import time
 import torch
 from evaluation_baselines import MNIST
 from path_optimizer_sweep import pair_set
+from probe_terms import Ambiguity, BankFrames, KNNCompass, ScorePull
 
 from latentnav.aae import AAE
 from latentnav.data import load_mnist
@@ -70,8 +71,8 @@ from latentnav.navigation.energy import (
     with_classes,
 )
 from latentnav.navigation.frames import DEFAULT_OPTIMIZER, CappedFrames, choice_costs
-from latentnav.navigation.graph import _nearest, data_bank, stored_edges
-from latentnav.navigation.ink import FLOOR_QUANTILE, ink_floor
+from latentnav.navigation.graph import data_bank
+from latentnav.navigation.ink import FLOOR_QUANTILE, Ink, ink_floor
 from latentnav.navigation.methods import make_method
 from latentnav.navigation.optimizer import resample
 from latentnav.navigation.scales import path_scales, scale_free
@@ -197,106 +198,13 @@ def label_free_classifier(name, spec, kw, aae, graph_images, train, test):
     return classifier.eval()
 
 
-class ScorePull:
-    """Probe term: w · Σ_{k=1}^{T−1} −⟨sg[s(t0)² s_θ(z_k, t0)], z_k⟩, whose gradient pulls each
-    interior point along the diffusion model's score (a Tweedie step per unit weight); the
-    value is a surrogate (only its gradient is the density's)."""
-
-    def __init__(self, diffusion, weight: float, t0: float):
-        self.diffusion, self.weight, self.t0 = diffusion, weight, t0
-
-    def __call__(self, context):
-        b, n, d = context.z.shape
-        inner = context.z[:, 1:-1].reshape(-1, d)
-        t = torch.full((len(inner),), self.t0, dtype=inner.dtype)
-        with torch.no_grad():
-            pull = self.diffusion.sde.marginal(t)[1].square()[:, None] * self.diffusion.score_fn(
-                True
-            )(inner, t)
-        return -self.weight * (pull * inner).sum(1).view(b, n - 2).sum(1)
-
-    def modules(self):
-        return [self.diffusion]
-
-
-class KNNCompass(torch.nn.Module):
-    """ℓ(z) = log p(z) − log q̂(z) with q̂ the k-NN density of the checkpoint's data bank, log q̂(z)
-    = −d · log r_k(z) + const (r_k: the distance to the k-th nearest bank latent), so that
-    ``Density(KNNCompass(...), prior, λ)`` costs λ · d · log r_k at each point (``knn=λ``)."""
-
-    def __init__(self, aae, k: int = 10):
-        super().__init__()
-        self.bank, self.prior, self.k = stored_edges(aae)[0].float(), aae.prior, int(k)
-
-    def forward(self, z):
-        kth = _nearest(z.detach(), self.bank, self.k, skip_self=False)[:, -1]
-        r = (z - self.bank[kth]).norm(dim=-1)  # differentiable in z
-        return self.prior.log_prob(z) + z.shape[1] * torch.log(r.clamp_min(1e-8))
-
-
-class Ambiguity(EndpointClasses):
-    """Probe term (``labels,conf=ν'``): ν' · Σ_{k=1}^{T−1} [log(p(ŷ_0 | z_k) + p(ŷ_T | z_k)) −
-    max(log p(ŷ_0 | z_k), log p(ŷ_T | z_k))] → (B,), 0 where the endpoints agree and at most
-    ν' · log 2: a frame costs for being between the endpoints' classes, not only outside both
-    (with ν' = ν the class term becomes ν · −max log p)."""
-
-    def _points(self, context):
-        b, n, d = context.z.shape
-        if n <= 2:
-            return context.z.new_zeros(b, 0)
-        logp = self.classifier(context.z.reshape(b * n, d)).log_softmax(-1).view(b, n, -1)
-        ends = logp[:, [0, -1]].detach().argmax(-1)
-        picked = logp[:, 1:-1].gather(2, ends[:, None, :].expand(-1, n - 2, -1))
-        same = (ends[:, 0] == ends[:, 1])[:, None]
-        return torch.where(same, 0.0, picked.logsumexp(-1) - picked.amax(-1))
-
-    def config(self):
-        return {"term": "ambiguity", "weight": self.weight}
-
-
-class Ink:
-    """Probe term (``ink=w[,iq=q]``): w · Σ_{k=1}^{T−1} max(log n_q − log ‖G(z_k)‖, 0) → (B,),
-    n_q the q-quantile (default 0.05) of the pixel norms of reconstructions G(E(x)) of training
-    images: a frame fainter than the data's faint end costs by how much fainter it is."""
-
-    def __init__(self, aae, images, weight: float, q: float = 0.05):
-        with torch.no_grad():
-            parts = [aae.reconstruct(x).flatten(1).norm(dim=1) for x in images.split(2048)]
-            norms = torch.cat(parts)
-        self.floor, self.weight, self.q = norms.quantile(q).log().item(), float(weight), q
-
-    def __call__(self, context):
-        return self.per_point(context).sum(1)
-
-    def per_point(self, context):
-        b, n = context.z.shape[:2]
-        x = context.inner_images().reshape(b, n - 2, -1)
-        return self.weight * (self.floor - x.norm(dim=-1).clamp_min(1e-6).log()).clamp_min(0)
-
-    def config(self):
-        return {"term": "ink", "weight": self.weight, "q": self.q}
-
-
-class BankFrames(CappedFrames):
-    """CappedFrames whose candidates also hold, for each interior point of the dense polyline, its
-    ``m`` nearest latents of the checkpoint's data bank (encoded training images), each at that
-    point's position along the path (``bank=m``: frames that are the data's own codes)."""
-
-    def __init__(self, aae, base, ratio, subdivide, m, energy=None):
-        super().__init__(aae, base, ratio, subdivide, energy=energy)
-        self.bank, self.m = stored_edges(aae)[0].float(), int(m)
-
-    def _count(self, steps):
-        return (1 + self.m) * steps * self.subdivide + 1
-
-    def _candidates(self, path, straight):
-        z, order = super()._candidates(path, straight)
-        g, n, d = z.shape
-        near = _nearest(z[:, 1:-1].reshape(-1, d), self.bank, self.m, skip_self=False)
-        near = self.bank[near].view(g, (n - 2) * self.m, d)
-        z = torch.cat([z[:, :-1], near, z[:, -1:]], 1)
-        inner_order = order[1:-1].repeat_interleave(self.m)
-        return z, torch.cat([order[:-1], inner_order, order[-1:]])
+def probe_ink(aae, images: torch.Tensor, weight: float, q: float) -> Ink:
+    """``labels,ink=w[,iq=q]``: the library's Ink with n = n₀ (no endpoint rule), n₀ the
+    q-quantile of the norms of the reconstructions of ``images`` (all of them: the rows of
+    RESULTS §6.22 marked "the probe's floor")."""
+    with torch.no_grad():
+        norms = torch.cat([aae.reconstruct(x).flatten(1).norm(dim=1) for x in images.split(2048)])
+    return Ink(norms.quantile(q).item(), weight, endpoints=False)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -407,7 +315,7 @@ def main(argv: list[str] | None = None) -> None:
                     clusters = EndpointClasses(aae.cluster_classifier, float(both))
                     energy = Energy(*energy.terms, clusters)
                 if "ink" in opt:  # ink=w[,iq=q]: + the probe's Ink (floor from graph_images)
-                    ink = Ink(aae, graph_images[:10000], opt["ink"], opt.get("iq", 0.05))
+                    ink = probe_ink(aae, graph_images[:10000], opt["ink"], opt.get("iq", 0.05))
                     energy = Energy(*energy.terms, ink)
                 elif "iq" in opt:  # iq=q with ink_weight=w: the library's, floor at q
                     energy = with_classes(

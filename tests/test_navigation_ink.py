@@ -125,5 +125,10 @@ def test_given_data_the_front_door_takes_the_floor_from_them(aae):
     costs = nav.method.fallback.config()["costs"]  # "auto": the data graph first
     floor = ink_floor(stored, images)
     assert {"term": "ink", "weight": DEFAULT_INK, "floor": floor, "endpoints": True} in costs
+    assert default_energy(stored, stored.compass, images=images).config()[-1] == costs[-1]
+    stored.latent_bank = torch.randn(40, 3, generator=torch.Generator().manual_seed(7))
+    found = default_energy(stored, stored.compass, images=images).terms[-1].floor
+    assert found == ink_floor(stored)  # stored latents win over given images
+    stored.latent_bank = None
     path = nav.path(torch.zeros(2, 3), torch.ones(2, 3))
     assert path.z.shape == (2, 5, 3) and torch.isfinite(path.z).all()

@@ -25,7 +25,6 @@ from latentnav.navigation.auto import DataFirst
 from latentnav.navigation.clusters import attach_cluster_classifier, cluster_classifier
 from latentnav.navigation.compasses import DensityCompass, DiscriminatorCompass
 from latentnav.navigation.energy import (
-    DEFAULT_INK,
     Cycle,
     Density,
     EndpointClasses,
@@ -47,7 +46,6 @@ from latentnav.navigation.frames import (
     select_frames,
 )
 from latentnav.navigation.graph import attach_data_graph, has_data_graph
-from latentnav.navigation.ink import ink_floor, stored_latents
 from latentnav.navigation.methods import METHODS, Method, check_pair, make_method, register_method
 from latentnav.navigation.optimizer import OptimizerConfig, PathOptimizer
 from latentnav.navigation.path import LatentPath
@@ -150,12 +148,10 @@ class Navigator:
                 if data is None:
                     raise ValueError(_MISSING_COMPASS)
                 self.compass_report = _fit_missing_compass(aae, data, compass_config)
-            if data is not None and stored_latents(aae) is None and "energy" not in options:
-                compass = options.get("compass")  # the ink floor from the data
+            if data is not None and "energy" not in options:  # the ink floor from the data
+                compass = options.get("compass")
                 compass = compass if compass is not None else aae.compass
-                floor = ink_floor(aae, data)
-                options["energy"] = default_energy(aae, compass, ink_weight=DEFAULT_INK,
-                                                   ink_floor=floor)  # fmt: skip
+                options["energy"] = default_energy(aae, compass, images=data)
             self.method = capped_optimizer(aae, **options)
             if data is not None or has_data_graph(aae):  # then the data graph first
                 steps = self.method.base.settings.steps

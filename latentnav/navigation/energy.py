@@ -409,15 +409,20 @@ def with_classes(
     return Energy(*terms, EndpointClasses(classifier, s["class_weight"]))
 
 
-def default_energy(aae: nn.Module, compass: nn.Module, **overrides: Any) -> Energy:
+def default_energy(
+    aae: nn.Module, compass: nn.Module, images: torch.Tensor | None = None, **overrides: Any
+) -> Energy:
     """The path optimiser's default: :func:`with_classes` on ``aae.cluster_classifier`` (label-free
     classes, :func:`~latentnav.navigation.clusters.attach_cluster_classifier`) when the AAE stores
     one, else :func:`label_free` (RESULTS §6.14); with the ink term (w = :data:`DEFAULT_INK`,
-    RESULTS §6.22) when it stores latents of its training images. ``overrides`` go to the
+    RESULTS §6.22) when it stores latents of its training images, or given training ``images``
+    (N, *image_shape), its floor from them where it stores none. ``overrides`` go to the
     preset, so ``class_weight`` needs the stored classifier and weights are relative to that
     preset's."""
-    if stored_latents(aae) is not None:
-        overrides = {"ink_weight": DEFAULT_INK, **overrides}
+    stored = stored_latents(aae) is not None
+    if stored or images is not None:
+        floor = {} if stored else {"ink_floor": ink_floor(aae, images)}
+        overrides = {"ink_weight": DEFAULT_INK, **floor, **overrides}
     classifier = getattr(aae, "cluster_classifier", None)
     if classifier is None:
         return label_free(aae, compass, **overrides)
